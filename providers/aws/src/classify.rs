@@ -1,0 +1,56 @@
+use lockstep_provider_api::ErrorClass;
+
+/// Maps an AWS error code to lockstep's error classes. Unknown codes are treated as the provider
+/// being unavailable, so they are retried with backoff rather than parked as invalid.
+pub fn classify_error_code(code: Option<&str>) -> ErrorClass {
+    match code.unwrap_or_default() {
+        "ResourceNotFoundException" => ErrorClass::NotFound,
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredTokenException"
+        | "ExpiredToken"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature" => ErrorClass::AccessDenied,
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => ErrorClass::Throttled,
+        "InvalidParameterException"
+        | "InvalidRequestException"
+        | "ValidationException"
+        | "DecryptionFailure" => ErrorClass::Invalid,
+        _ => ErrorClass::Unavailable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_codes_secrets_manager_returns() {
+        assert_eq!(
+            classify_error_code(Some("ResourceNotFoundException")),
+            ErrorClass::NotFound
+        );
+        assert_eq!(
+            classify_error_code(Some("AccessDeniedException")),
+            ErrorClass::AccessDenied
+        );
+        assert_eq!(
+            classify_error_code(Some("ThrottlingException")),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            classify_error_code(Some("InvalidRequestException")),
+            ErrorClass::Invalid
+        );
+        assert_eq!(
+            classify_error_code(Some("InternalServiceError")),
+            ErrorClass::Unavailable
+        );
+        assert_eq!(classify_error_code(None), ErrorClass::Unavailable);
+    }
+}

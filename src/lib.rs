@@ -1,0 +1,8 @@
+//! lockstep keeps Kubernetes Secrets in lockstep with external secret managers, speaking the
+//! External Secrets Operator API (`external-secrets.io`).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod crdgen;
+pub mod run;

@@ -1,0 +1,14 @@
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use lockstep::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    lockstep::cli::init_tracing(&cli.log_format);
+    match cli.command {
+        Command::Crds(args) => lockstep::crdgen::run(&args),
+        Command::Run(args) => lockstep::run::run(&args).await,
+    }
+}
