@@ -1,0 +1,35 @@
+# lockstep: the two commands are `make demo` and `make test`. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help build tools env-up env-down test demo crds lint ci
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+build: ## build lockstep (target/debug/lockstep)
+	cargo build --workspace
+
+tools: ## build the local control plane and kubectl, install moto (all pinned)
+	scripts/build-tools.sh
+
+env-up: ## start the control plane and moto in the background; writes target/env/env.sh
+	scripts/env-up.sh
+
+env-down: ## stop what env-up started
+	scripts/env-down.sh
+
+test: ## run every test (unit and integration) against a private control plane and moto
+	scripts/test.sh
+
+demo: ## run lockstep against the local control plane with the seed guide's manifests
+	scripts/demo.sh
+
+crds: ## regenerate crds/ from the Rust types
+	cargo run -q -- crds --out-dir crds
+
+lint: ## formatting and clippy, as CI checks them
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+ci: lint test ## what CI runs
