@@ -29,11 +29,18 @@ kubectl apply -f deploy/examples/seed/secretstore.yaml -f deploy/examples/seed/e
 cat <<MSG
 
 Look around from another terminal:
-  export KUBECONFIG=$KUBECONFIG PATH=$BIN_DIR:\$PATH
+  . $ENV_DIR/env.sh
   kubectl get secretstores,externalsecrets -n production
   kubectl get externalsecret app-secrets -n production -o yaml
-  kubectl get secret app-secrets-k8s -n production -o jsonpath='{.data}'
+  kubectl get secret app-secrets-k8s -n production -o jsonpath='{.data.database-password}' | base64 -d; echo
   kubectl get events -n production
+
+Rotate the password in AWS, then ask for a refresh now instead of at the next hourly one:
+  $VENV/bin/python -c 'import boto3; boto3.client("secretsmanager").put_secret_value(SecretId="prod/app/db-password", SecretString="rotated-password")'
+  kubectl annotate externalsecret app-secrets -n production force-sync=\$(date +%s) --overwrite
+
+Edit or delete the Secret by hand: lockstep puts it back at once.
+  kubectl delete secret app-secrets-k8s -n production
 
 Starting lockstep (Ctrl-C to stop it and the environment):
 MSG

@@ -29,6 +29,7 @@ cat >"$ENV_DIR/env.sh" <<ENV
 export KUBECONFIG=$kubeconfig
 export AWS_ENDPOINT_URL=$aws_url
 export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1  # boto3 (the demo) reads this one
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_EC2_METADATA_DISABLED=true

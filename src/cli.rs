@@ -40,7 +40,22 @@ pub struct CrdsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Handle only stores whose spec.controller is empty or equal to this class, so lockstep can
+    /// run beside ESO and take over one store at a time.
+    #[arg(long, env = "LOCKSTEP_CONTROLLER_CLASS", default_value = "default")]
+    pub controller_class: String,
+
+    /// How often stores are validated again when their spec.refreshInterval does not say.
+    #[arg(long, env = "LOCKSTEP_STORE_REQUEUE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub store_requeue_interval: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::api::meta::GoDuration::new(text)
+        .to_std()
+        .map_err(|e| e.to_string())
+}
 
 /// Logs go to stderr; the level follows `RUST_LOG` (default `info`).
 pub fn init_tracing(format: &LogFormat) {

@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod crdgen;
+pub mod fetch;
 pub mod materialize;
 pub mod run;

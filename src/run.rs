@@ -1,12 +1,12 @@
-//! `lockstep run`. For now it connects to the cluster and reports which of lockstep's CRDs are
-//! installed and Established; the controllers arrive with the sync issue.
+//! `lockstep run`: checks that the CRDs are installed, then runs the controllers.
 use anyhow::Context;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
 
 use crate::cli::RunArgs;
+use crate::controller::Settings;
 
-pub async fn run(_args: &RunArgs) -> anyhow::Result<()> {
+pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes: set KUBECONFIG, or run inside a cluster")?;
@@ -16,7 +16,7 @@ pub async fn run(_args: &RunArgs) -> anyhow::Result<()> {
         .context("asking the API server for its version")?;
     tracing::info!(server = %version.git_version, "connected to Kubernetes");
 
-    let api: Api<CustomResourceDefinition> = Api::all(client);
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut missing = Vec::new();
     for crd in crate::api::crds() {
         let name = crd.metadata.name.unwrap_or_default();
@@ -38,9 +38,13 @@ pub async fn run(_args: &RunArgs) -> anyhow::Result<()> {
             missing.join(", ")
         );
     }
-    tracing::info!("the sync controllers are not built yet: waiting for SIGTERM or Ctrl-C");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    let settings = Settings {
+        controller_class: args.controller_class.clone(),
+        store_refresh: args.store_requeue_interval,
+    };
+    tracing::info!(controller_class = %settings.controller_class, "starting the controllers");
+    crate::controller::run(client, settings).await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -52,19 +56,4 @@ fn is_established(crd: &CustomResourceDefinition) -> bool {
             cs.iter()
                 .any(|c| c.type_ == "Established" && c.status == "True")
         })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -20,7 +20,8 @@ async fn sdk_config() -> aws_config::SdkConfig {
 
 #[tokio::test]
 async fn the_sdk_creates_and_reads_a_secret_through_the_environment() {
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let config = sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
     let name = common::unique("env/roundtrip");
     sm.create_secret()
         .name(&name)
@@ -34,7 +35,7 @@ async fn the_sdk_creates_and_reads_a_secret_through_the_environment() {
     assert!(got.version_stages().contains(&"AWSCURRENT".to_string()));
 
     // The same read through lockstep's provider crate.
-    let provider = lockstep_provider_aws::SecretsManager::new(sm, None);
+    let provider = lockstep_provider_aws::SecretsManager::new(&config, None);
     let value = provider
         .get(&RemoteRef {
             key: name,
@@ -47,7 +48,8 @@ async fn the_sdk_creates_and_reads_a_secret_through_the_environment() {
 
 #[tokio::test]
 async fn a_missing_secret_is_a_typed_not_found() {
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let config = sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
     let name = common::unique("env/missing");
     let err = sm
         .get_secret_value()
@@ -63,7 +65,7 @@ async fn a_missing_secret_is_a_typed_not_found() {
         "expected ResourceNotFoundException"
     );
 
-    let provider = lockstep_provider_aws::SecretsManager::new(sm, None);
+    let provider = lockstep_provider_aws::SecretsManager::new(&config, None);
     let err = provider
         .get(&RemoteRef {
             key: name,

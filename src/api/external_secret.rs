@@ -324,32 +324,51 @@ pub enum MetadataPolicy {
     Fetch,
 }
 
-/// How key names that Kubernetes does not accept are rewritten.
+/// How key names that Kubernetes does not accept are rewritten (`dataFrom.extract` and `find`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 pub enum ConversionStrategy {
-    // Each invalid character becomes `_`.
+    // Each character that is not a letter, digit, `-`, `.` or `_` becomes `_`.
     #[default]
     Default,
-    // Each invalid character becomes `_U<hex>_`.
+    // Each such character becomes `_U<hex code point, at least 4 digits>_`.
     Unicode,
 }
 
-/// How fetched values are decoded.
+/// How fetched values are decoded before they are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 pub enum DecodingStrategy {
+    // Base64, else Base64URL, else the value as fetched. Any value that happens to be valid
+    // base64 (for example `test`) is decoded, as in ESO.
     Auto,
+    // Standard-alphabet base64 with padding.
     Base64,
+    // URL-safe-alphabet base64 with padding.
     #[serde(rename = "Base64URL")]
     Base64Url,
+    // Stored as fetched.
     #[default]
     None,
+}
+
+impl std::fmt::Display for DecodingStrategy {
+    /// The spelling of the CRD enum, for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::Base64 => "Base64",
+            Self::Base64Url => "Base64URL",
+            Self::Auto => "Auto",
+        })
+    }
 }
 
 /// What to do with values that contain NUL bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 pub enum NullBytePolicy {
+    // Store it: binary data is legitimate.
     #[default]
     Ignore,
+    // Refuse it, for users who know their values are text.
     Fail,
 }
 

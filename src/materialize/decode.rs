@@ -15,42 +15,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use lockstep_provider_api::{ErrorClass, SecretValue};
 use zeroize::Zeroizing;
 
-/// How fetched values are decoded before they are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum DecodingStrategy {
-    /// Stored as fetched.
-    #[default]
-    None,
-    /// Standard-alphabet base64 with padding.
-    Base64,
-    /// URL-safe-alphabet base64 with padding.
-    Base64Url,
-    /// Base64, else Base64URL, else the value as fetched. Note that any value that happens to be
-    /// valid base64 (for example `test`) is decoded, as in ESO.
-    Auto,
-}
-
-impl fmt::Display for DecodingStrategy {
-    /// The spelling of the CRD enum, for messages.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::None => "None",
-            Self::Base64 => "Base64",
-            Self::Base64Url => "Base64URL",
-            Self::Auto => "Auto",
-        })
-    }
-}
-
-/// What to do with a value that contains NUL bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum NullBytePolicy {
-    /// Store it: binary data is legitimate.
-    #[default]
-    Ignore,
-    /// Refuse it, for users who know their values are text.
-    Fail,
-}
+// The strategies are the CRD's own enums: one definition for the schema and for the behaviour.
+pub use crate::api::external_secret::{DecodingStrategy, NullBytePolicy};
 
 /// Why a value could not be decoded or stored. Names the key, never the value: the offset of a
 /// bad byte is given, the byte itself is not.

@@ -19,15 +19,7 @@ pub const MAX_KEY_LEN: usize = 253;
 /// How many offending keys an error lists before summarising, to keep condition messages short.
 const MAX_KEYS_SHOWN: usize = 5;
 
-/// How `dataFrom.extract` and `dataFrom.find` rename keys a Secret cannot hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ConversionStrategy {
-    /// Each character that is not a letter, digit, `-`, `.` or `_` becomes `_`.
-    #[default]
-    Default,
-    /// Each such character becomes `_U<hex code point, at least 4 digits>_`.
-    Unicode,
-}
+pub use crate::api::external_secret::ConversionStrategy;
 
 /// Two keys became the same key after conversion. Names keys, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -114,3 +114,57 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// One `lockstep run` per test binary, started on first use against the environment, logging at
+/// debug level into a file the tests read (to prove no value ever reaches a log line). It stops
+/// when the test binary exits, however it exits.
+pub fn lockstep() -> &'static std::path::Path {
+    type Running = (std::path::PathBuf, std::sync::Mutex<std::process::Child>);
+    static LOCKSTEP: std::sync::OnceLock<Running> = std::sync::OnceLock::new();
+    let (log, _watchdog) = LOCKSTEP.get_or_init(|| {
+        env("KUBECONFIG");
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let log = dir.join(format!("lockstep-{}.log", std::process::id()));
+        // A shell watchdog: the test binary cannot run destructors for statics, so the child is
+        // tied to this process's lifetime instead.
+        let script = format!(
+            "{bin} run >>{log} 2>&1 & child=$!; trap 'kill $child 2>/dev/null' EXIT; \
+             while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done",
+            bin = env!("CARGO_BIN_EXE_lockstep"),
+            log = log.display(),
+            pid = std::process::id(),
+        );
+        let watchdog = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env("RUST_LOG", "lockstep=debug,info")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("starting lockstep");
+        (log, std::sync::Mutex::new(watchdog))
+    });
+    log
+}
+
+/// A Secrets Manager client configured only from the environment.
+pub async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
+    env("AWS_ENDPOINT_URL");
+    aws_sdk_secretsmanager::Client::new(&aws_config::load_from_env().await)
+}
+
+/// Creates (or overwrites) a secret in Secrets Manager.
+pub async fn put_remote(sm: &aws_sdk_secretsmanager::Client, name: &str, value: &str) {
+    let created = sm
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await;
+    if created.is_err() {
+        sm.put_secret_value()
+            .secret_id(name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("putting a secret value");
+    }
+}

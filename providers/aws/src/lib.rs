@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod classify;
+pub mod credentials;
 
 pub use classify::classify_error_code;
 
@@ -22,14 +23,17 @@ const VERSION_ID_PREFIX: &str = "uuid/";
 #[derive(Debug, Clone)]
 pub struct SecretsManager {
     client: Client,
+    sts: aws_sdk_sts::Client,
     /// Prepended verbatim to every remote key (`spec.provider.aws.prefix`).
     prefix: String,
 }
 
 impl SecretsManager {
-    pub fn new(client: Client, prefix: Option<String>) -> Self {
+    /// Clients for one identity: `config` carries its region, endpoint and credentials.
+    pub fn new(config: &aws_config::SdkConfig, prefix: Option<String>) -> Self {
         Self {
-            client,
+            client: Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
             prefix: prefix.unwrap_or_default(),
         }
     }
@@ -109,8 +113,20 @@ impl SecretProvider for SecretsManager {
         Err(ProviderError::invalid("PushSecret is not implemented yet"))
     }
 
+    /// GetCallerIdentity needs no permission, so it proves the credentials without assuming what
+    /// the identity may read.
     async fn validate(&self) -> Result<Validation, ProviderError> {
-        Ok(Validation::Unknown)
+        self.sts.get_caller_identity().send().await.map_err(|e| {
+            let err = e.into_service_error();
+            ProviderError::new(
+                classify_error_code(err.code()),
+                format!(
+                    "the credentials were refused by STS GetCallerIdentity: {}",
+                    err.message().unwrap_or("no details")
+                ),
+            )
+        })?;
+        Ok(Validation::Ready)
     }
 
     fn capabilities(&self) -> Capabilities {

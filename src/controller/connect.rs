@@ -1,0 +1,99 @@
+//! Turning a store into a connected provider, through the shared client cache.
+use std::sync::Arc;
+
+use kube::Client;
+use lockstep_provider_api::{ErrorClass, ProviderError, SecretProvider, SecretValue};
+use lockstep_provider_aws::SecretsManager;
+use lockstep_provider_fake::{FakeEntry, FakeProvider};
+
+use super::aws_identity::{self, AuthError, Scope};
+use super::stores::Store;
+use crate::api::provider::Provider;
+use crate::api::provider_aws::{AwsProvider, AwsService};
+use crate::fetch::{CacheKey, ClientCache};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Selection(#[from] crate::api::provider::ProviderSelectionError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+/// The connected provider of `store` for a consumer in `consumer_namespace` (`None` when the
+/// store is validated on its own).
+pub async fn provider(
+    client: &Client,
+    cache: &ClientCache,
+    store: &Store,
+    consumer_namespace: Option<&str>,
+) -> Result<Arc<dyn SecretProvider>, ConnectError> {
+    match store.spec.provider.single()? {
+        Provider::Aws(aws) => aws_provider(client, cache, store, aws, consumer_namespace).await,
+        Provider::Fake(fake) => {
+            let entries = fake.data.iter().map(|d| FakeEntry {
+                key: d.key.clone(),
+                value: SecretValue::from(d.value.clone()),
+                version: d.version.clone(),
+            });
+            Ok(Arc::new(FakeProvider::new(entries)))
+        }
+        other => Err(ConnectError::Unsupported(format!(
+            "the {} provider is accepted by the schema but not implemented yet; supported today: aws (SecretsManager) and fake",
+            other.key()
+        ))),
+    }
+}
+
+async fn aws_provider(
+    client: &Client,
+    cache: &ClientCache,
+    store: &Store,
+    aws: &AwsProvider,
+    consumer_namespace: Option<&str>,
+) -> Result<Arc<dyn SecretProvider>, ConnectError> {
+    if aws.service != AwsService::SecretsManager {
+        return Err(ConnectError::Unsupported(format!(
+            "AWS service {:?} is not implemented yet; use service: SecretsManager",
+            aws.service
+        )));
+    }
+    let scope = Scope {
+        store_kind: store.kind,
+        store_name: &store.name,
+        store_namespace: store.namespace.as_deref(),
+        consumer_namespace,
+    };
+    let resolved = aws_identity::resolve(client, aws, scope).await?;
+    let key = CacheKey {
+        store: store.id(),
+        generation: store.generation,
+        consumer_namespace: consumer_namespace.unwrap_or_default().to_owned(),
+        sources: resolved.source.objects.clone(),
+    };
+    let prefix = aws.prefix.clone();
+    cache
+        .get_or_connect(key, || async move {
+            let identity = resolved.identity(client).await?;
+            let connected = lockstep_provider_aws::credentials::connect(&identity).await?;
+            let provider: Arc<dyn SecretProvider> =
+                Arc::new(SecretsManager::new(&connected.config, prefix));
+            Ok::<_, ConnectError>((provider, connected.expires_at))
+        })
+        .await
+}
+
+/// A short, stable name for an error's class, for logs and metrics.
+pub fn class_of(err: &ConnectError) -> ErrorClass {
+    match err {
+        ConnectError::Provider(e) => e.class,
+        ConnectError::Auth(AuthError::Kube { .. } | AuthError::TokenRequest { .. }) => {
+            ErrorClass::Unavailable
+        }
+        _ => ErrorClass::Invalid,
+    }
+}

@@ -1,0 +1,315 @@
+//! Fetching everything an ExternalSecret asks for, entry by entry, in ESO's order: `dataFrom`
+//! first (later entries overwrite earlier keys), then `data` (which overrides `dataFrom`).
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, Client, ResourceExt};
+use lockstep_provider_api::{ErrorClass, ProviderError, RemoteRef, SecretProvider, SecretValue};
+
+use crate::api::external_secret::{
+    DeletionPolicy, ExternalSecret, MetadataPolicy, RemoteRef as SpecRemoteRef,
+};
+use crate::api::meta::{SecretStoreRef, StoreKind};
+use crate::controller::connect::{self, ConnectError};
+use crate::controller::stores::{self, Store, StoreError};
+use crate::fetch::ClientCache;
+use crate::materialize::{
+    self, AssembleError, DataFromResult, DataFromSource, DataResult, KeyHandling,
+};
+
+/// What was fetched, ready to be written.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub data: BTreeMap<String, SecretValue>,
+    /// Entries skipped because the remote secret no longer exists (deletionPolicy Delete/Merge).
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{store}: {source}")]
+    Connect { store: String, source: ConnectError },
+    #[error("error processing {entry}, err: {source}")]
+    Entry { entry: String, source: EntryError },
+    #[error(transparent)]
+    Assemble(#[from] AssembleError),
+    /// Not a failure: the store's own controller has not looked at it yet, and its status change
+    /// will requeue the ExternalSecret.
+    #[error("waiting for the store to be validated")]
+    StoreNotValidatedYet,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Property(materialize::PropertyError),
+    #[error(transparent)]
+    Extract(materialize::ExtractError),
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+}
+
+impl FetchError {
+    /// The class that decides retry and reason: transient errors back off, the rest wait for a change.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            FetchError::Store(StoreError::Kube { .. }) => ErrorClass::Unavailable,
+            // A store that is not ready yet, or missing, is waited for: its watch requeues us.
+            FetchError::Store(_) => ErrorClass::Invalid,
+            FetchError::Connect { source, .. } => connect::class_of(source),
+            FetchError::Entry {
+                source: EntryError::Provider(e),
+                ..
+            } => e.class,
+            FetchError::Entry { .. } | FetchError::Assemble(_) => ErrorClass::Invalid,
+            FetchError::StoreNotValidatedYet => ErrorClass::Unavailable,
+        }
+    }
+}
+
+/// One reconcile's view of stores and providers, so an entry repeating a store costs nothing.
+struct Resolver<'a> {
+    client: &'a Client,
+    cache: &'a ClientCache,
+    namespace: String,
+    providers: HashMap<(StoreKind, String), Arc<dyn SecretProvider>>,
+    namespace_labels: Option<BTreeMap<String, String>>,
+}
+
+impl Resolver<'_> {
+    async fn provider(
+        &mut self,
+        reference: &SecretStoreRef,
+    ) -> Result<Arc<dyn SecretProvider>, FetchError> {
+        let key = (
+            reference.kind_or_default(),
+            reference.name.clone().unwrap_or_default(),
+        );
+        if let Some(p) = self.providers.get(&key) {
+            return Ok(p.clone());
+        }
+        let store = stores::get(self.client, reference, &self.namespace).await?;
+        self.check_allowed(&store).await?;
+        let provider = connect::provider(self.client, self.cache, &store, Some(&self.namespace))
+            .await
+            .map_err(|source| FetchError::Connect {
+                store: format!("{} {:?}", store.kind.as_str(), store.name),
+                source,
+            })?;
+        self.providers.insert(key, provider.clone());
+        Ok(provider)
+    }
+
+    async fn check_allowed(&mut self, store: &Store) -> Result<(), FetchError> {
+        if store.kind == StoreKind::ClusterSecretStore && !store.spec.conditions.is_empty() {
+            if self.namespace_labels.is_none() {
+                let api: Api<Namespace> = Api::all(self.client.clone());
+                let ns = api
+                    .get(&self.namespace)
+                    .await
+                    .map_err(|source| StoreError::Kube {
+                        what: format!("namespace {:?}", self.namespace),
+                        source,
+                    })?;
+                self.namespace_labels = Some(ns.labels().clone());
+            }
+            let labels = self.namespace_labels.clone().unwrap_or_default();
+            if !stores::namespace_allowed(store, &self.namespace, &labels)? {
+                return Err(StoreError::NotAllowed {
+                    store: store.name.clone(),
+                    namespace: self.namespace.clone(),
+                }
+                .into());
+            }
+        }
+        // The flood gate: only Ready stores are used, so a broken store is reported once, on the store.
+        if store
+            .status
+            .as_ref()
+            .is_none_or(|s| s.conditions.is_empty())
+        {
+            return Err(FetchError::StoreNotValidatedYet);
+        }
+        if !store.is_ready() {
+            let why = store
+                .status
+                .as_ref()
+                .and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|c| c.type_ == crate::api::conditions::READY)
+                })
+                .and_then(|c| c.message.clone())
+                .unwrap_or_else(|| "it has not been validated yet".into());
+            return Err(StoreError::NotReady {
+                kind: store.kind.as_str(),
+                name: store.name.clone(),
+                why,
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// Every store an ExternalSecret references.
+pub fn store_refs(es: &ExternalSecret) -> Vec<SecretStoreRef> {
+    let default = es.spec.secret_store_ref.clone();
+    let entry_refs = es
+        .spec
+        .data_from
+        .iter()
+        .map(|d| d.source_ref.as_ref().and_then(|s| s.store_ref.clone()))
+        .chain(
+            es.spec
+                .data
+                .iter()
+                .map(|d| d.source_ref.as_ref().and_then(|s| s.store_ref.clone())),
+        );
+    let mut refs: Vec<SecretStoreRef> = Vec::new();
+    for r in entry_refs.filter_map(|r| r.or_else(|| default.clone())) {
+        if !refs.contains(&r) {
+            refs.push(r);
+        }
+    }
+    refs
+}
+
+pub async fn fetch(
+    client: &Client,
+    cache: &ClientCache,
+    es: &ExternalSecret,
+) -> Result<Fetched, FetchError> {
+    let mut resolver = Resolver {
+        client,
+        cache,
+        namespace: es.namespace().unwrap_or_default(),
+        providers: HashMap::new(),
+        namespace_labels: None,
+    };
+    let skip_missing = es.spec.target.deletion_policy != DeletionPolicy::Retain;
+    let default_store = es.spec.secret_store_ref.clone();
+    let mut missing = Vec::new();
+    let mut data_from = Vec::new();
+    let mut data = Vec::new();
+
+    for (index, entry) in es.spec.data_from.iter().enumerate() {
+        let store_ref = entry
+            .source_ref
+            .as_ref()
+            .and_then(|s| s.store_ref.clone())
+            .or_else(|| default_store.clone());
+        let label = match &entry.extract {
+            Some(r) => format!("spec.dataFrom[{index}] (key={})", r.key),
+            None => format!("spec.dataFrom[{index}]"),
+        };
+        let wrap = |source: EntryError| FetchError::Entry {
+            entry: label.clone(),
+            source,
+        };
+        let Some(extract) = &entry.extract else {
+            let what = if entry.find.is_some() {
+                "dataFrom.find"
+            } else {
+                "dataFrom with a generator"
+            };
+            return Err(wrap(EntryError::Unsupported(what)));
+        };
+        if !entry.rewrite.is_empty() {
+            return Err(wrap(EntryError::Unsupported("dataFrom.rewrite")));
+        }
+        let provider = resolver
+            .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
+            .await?;
+        match provider.get(&remote(extract)).await {
+            Ok(value) => {
+                let value = materialize::property::select_property(
+                    &extract.key,
+                    &value,
+                    extract.property.as_deref().unwrap_or_default(),
+                )
+                .map_err(|e| wrap(EntryError::Property(e)))?;
+                let map = materialize::extract::extract_map(&extract.key, &value)
+                    .map_err(|e| wrap(EntryError::Extract(e)))?;
+                data_from.push(DataFromResult {
+                    index,
+                    source: DataFromSource::Extract,
+                    data: map,
+                    keys: KeyHandling::Convert(extract.conversion_strategy.unwrap_or_default()),
+                    decoding: extract.decoding_strategy.unwrap_or_default(),
+                    null_bytes: extract.null_byte_policy.unwrap_or_default(),
+                });
+            }
+            Err(e) if e.class == ErrorClass::NotFound && skip_missing => {
+                missing.push(label.clone())
+            }
+            Err(e) => return Err(wrap(not_found_hint(e).into())),
+        }
+    }
+
+    for (index, entry) in es.spec.data.iter().enumerate() {
+        let store_ref = entry
+            .source_ref
+            .as_ref()
+            .and_then(|s| s.store_ref.clone())
+            .or_else(|| default_store.clone());
+        let r = &entry.remote_ref;
+        let label = format!("spec.data[{index}] (key: {})", r.key);
+        let wrap = |source: EntryError| FetchError::Entry {
+            entry: label.clone(),
+            source,
+        };
+        let provider = resolver
+            .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
+            .await?;
+        match provider.get(&remote(r)).await {
+            Ok(value) => {
+                let value = materialize::property::select_property(
+                    &r.key,
+                    &value,
+                    r.property.as_deref().unwrap_or_default(),
+                )
+                .map_err(|e| wrap(EntryError::Property(e)))?;
+                data.push(DataResult {
+                    index,
+                    secret_key: entry.secret_key.clone(),
+                    remote_key: r.key.clone(),
+                    value,
+                    decoding: r.decoding_strategy.unwrap_or_default(),
+                    null_bytes: r.null_byte_policy.unwrap_or_default(),
+                });
+            }
+            Err(e) if e.class == ErrorClass::NotFound && skip_missing => {
+                missing.push(label.clone())
+            }
+            Err(e) => return Err(wrap(not_found_hint(e).into())),
+        }
+    }
+    let data = materialize::assemble(data_from, data)?;
+    Ok(Fetched { data, missing })
+}
+
+/// Says what to do about a secret that does not exist, under `deletionPolicy: Retain`.
+fn not_found_hint(mut e: ProviderError) -> ProviderError {
+    if e.class == ErrorClass::NotFound {
+        e.message.push_str(
+            "; create it, fix remoteRef.key, or set spec.target.deletionPolicy to Delete or Merge to skip missing secrets",
+        );
+    }
+    e
+}
+
+fn remote(r: &SpecRemoteRef) -> RemoteRef {
+    RemoteRef {
+        key: r.key.clone(),
+        // The property is applied here, not by the provider, so every provider reads paths alike.
+        property: None,
+        version: r.version.clone().filter(|v| !v.is_empty()),
+        fetch_metadata: r.metadata_policy == Some(MetadataPolicy::Fetch),
+    }
+}

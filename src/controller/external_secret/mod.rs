@@ -1,0 +1,444 @@
+//! The ExternalSecret controller: resolve the stores, fetch, materialize, apply with the guards,
+//! report; then requeue at the next refresh.
+mod fetch;
+mod refresh;
+mod status;
+mod target;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store as Reader};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
+use kube::{Api, Resource, ResourceExt};
+use lockstep_provider_api::ErrorClass;
+use serde_json::json;
+
+use self::status::Outcome;
+use super::context::Context;
+use crate::api::conditions::external_secret as reason;
+use crate::api::external_secret::{
+    CreationPolicy, DeletionPolicy, ExternalSecret, FINALIZER, LABEL_MANAGED, LABEL_MANAGED_VALUE,
+};
+use crate::api::meta::StoreKind;
+use crate::api::secret_store::{ClusterSecretStore, SecretStore};
+use crate::materialize;
+use crate::materialize::hash;
+
+/// Failures of the Kubernetes API while writing: retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}: {source}")]
+    Kube { what: String, source: kube::Error },
+}
+
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube { what, source }
+}
+
+/// Runs the controller until the stream ends (on shutdown).
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let es_api: Api<ExternalSecret> = Api::all(client.clone());
+    let (reader, writer) = kube::runtime::reflector::store();
+    // Status writes by lockstep itself do not trigger a reconcile: only what a user changes does
+    // (spec, labels, annotations, finalizers; deletion).
+    let changes = watcher(es_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::labels)
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
+            Default::default(),
+        );
+    // Only managed Secrets, metadata only: payloads are never cached.
+    let managed = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}")),
+    )
+    .default_backoff()
+    .touched_objects();
+    let stores = watcher(
+        Api::<SecretStore>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let cluster_stores = watcher(
+        Api::<ClusterSecretStore>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let (r1, r2, r3) = (reader.clone(), reader.clone(), reader.clone());
+    Controller::for_stream(changes, reader)
+        .watches_stream(managed, move |s: PartialObjectMeta<Secret>| {
+            users_of_secret(&r1, &s)
+        })
+        .watches_stream(stores, move |s: SecretStore| {
+            users_of_store(&r2, StoreKind::SecretStore, &s.name_any(), s.namespace())
+        })
+        .watches_stream(cluster_stores, move |s: ClusterSecretStore| {
+            users_of_store(&r3, StoreKind::ClusterSecretStore, &s.name_any(), None)
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// The ExternalSecrets writing the Secret `s`: a Secret edited or deleted by hand is restored now.
+fn users_of_secret(
+    reader: &Reader<ExternalSecret>,
+    s: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<ExternalSecret>> {
+    let (ns, name) = (s.namespace(), s.name_any());
+    reader
+        .state()
+        .iter()
+        .filter(|es| es.namespace() == ns && es.spec.target_name(&es.name_any()) == name)
+        .map(|es| ObjectRef::from_obj(es.as_ref()))
+        .collect()
+}
+
+/// The ExternalSecrets using a store: a store that becomes ready is used at once, not after a backoff.
+fn users_of_store(
+    reader: &Reader<ExternalSecret>,
+    kind: StoreKind,
+    name: &str,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<ExternalSecret>> {
+    reader
+        .state()
+        .iter()
+        .filter(|es| namespace.is_none() || es.namespace() == namespace)
+        .filter(|es| {
+            fetch::store_refs(es)
+                .iter()
+                .any(|r| r.kind_or_default() == kind && r.name.as_deref() == Some(name))
+        })
+        .map(|es| ObjectRef::from_obj(es.as_ref()))
+        .collect()
+}
+
+fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(es.as_ref()).to_string();
+    tracing::warn!(externalsecret = %key, error = %err, "reconcile failed");
+    Action::requeue(ctx.backoff(&key))
+}
+
+#[tracing::instrument(skip_all, fields(namespace = %es.namespace().unwrap_or_default(), name = %es.name_any()))]
+async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Timestamp::now();
+    let namespace = es.namespace().unwrap_or_default();
+    let name = es.name_any();
+    let key = ObjectRef::from_obj(es.as_ref()).to_string();
+    let es_api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    // ESO's finalizer blocks deletion once ESO is gone; lockstep relies on garbage collection.
+    if es.finalizers().iter().any(|f| f == FINALIZER) {
+        let kept: Vec<&String> = es.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+        let patch =
+            json!({"metadata": {"finalizers": kept, "resourceVersion": es.resource_version()}});
+        es_api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_err("removing ESO's finalizer"))?;
+    }
+    if es.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    if let Some(other) = handled_elsewhere(&ctx, &es).await {
+        tracing::debug!(controller = %other, "a store of this ExternalSecret belongs to another controller class");
+        return Ok(Action::await_change());
+    }
+    if es
+        .spec
+        .target
+        .manifest
+        .as_ref()
+        .is_some_and(|m| !m.is_secret())
+    {
+        let detail =
+            "spec.target.manifest (generic targets) is not supported: lockstep writes Secrets only"
+                .to_string();
+        return report_failure(
+            &ctx,
+            &es,
+            reason::MSG_UPDATE_FAILED,
+            detail,
+            ErrorClass::Invalid,
+            started,
+        )
+        .await;
+    }
+
+    let secret_name = es.spec.target_name(&name).to_owned();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let existing = secrets
+        .get_opt(&secret_name)
+        .await
+        .map_err(kube_err(format!("reading Secret {secret_name}")))?;
+    let version = hash::synced_resource_version(
+        es.metadata.generation,
+        es.metadata.labels.as_ref(),
+        es.metadata.annotations.as_ref(),
+    );
+
+    if !refresh::should_refresh(&es, &version, started) && target::is_intact(existing.as_ref(), &es)
+    {
+        return Ok(requeue_at_refresh(&es, started));
+    }
+
+    let fetched = match fetch::fetch(&ctx.client, &ctx.clients, &es).await {
+        Ok(f) => f,
+        Err(fetch::FetchError::StoreNotValidatedYet) => {
+            tracing::debug!("waiting for the store to be validated");
+            return Ok(Action::requeue(Duration::from_secs(5)));
+        }
+        Err(e) => {
+            let class = e.class();
+            return report_failure(
+                &ctx,
+                &es,
+                reason::MSG_GET_PROVIDER_DATA_FAILED,
+                e.to_string(),
+                class,
+                started,
+            )
+            .await;
+        }
+    };
+    let reference = es.object_ref(&());
+    for missing in &fetched.missing {
+        let note = format!("secret does not exist at provider using {missing}");
+        ctx.event(
+            &reference,
+            false,
+            reason::EVENT_MISSING_PROVIDER_SECRET,
+            note,
+        )
+        .await;
+    }
+    if let Err(e) = materialize::fits_in_a_secret(&fetched.data) {
+        return report_failure(
+            &ctx,
+            &es,
+            reason::MSG_UPDATE_FAILED,
+            e.to_string(),
+            ErrorClass::Invalid,
+            started,
+        )
+        .await;
+    }
+
+    let policy = es.spec.target.creation_policy;
+    let outcome =
+        if fetched.data.is_empty() && es.spec.target.deletion_policy != DeletionPolicy::Merge {
+            match es.spec.target.deletion_policy {
+                DeletionPolicy::Delete => {
+                    if let Some(secret) = existing.as_ref().filter(|s| target::is_ours(s, &es)) {
+                        secrets
+                            .delete(&secret.name_any(), &DeleteParams::default())
+                            .await
+                            .map_err(kube_err(format!("deleting Secret {secret_name}")))?;
+                        ctx.event(
+                            &reference,
+                            false,
+                            reason::EVENT_DELETED,
+                            reason::MSG_DELETED.into(),
+                        )
+                        .await;
+                    }
+                    Outcome::Synced {
+                        reason: reason::SECRET_DELETED,
+                        message: reason::MSG_DELETED,
+                    }
+                }
+                _ => Outcome::Synced {
+                    reason: reason::SECRET_SYNCED,
+                    message: reason::MSG_SYNCED_RETAIN,
+                },
+            }
+        } else if policy == CreationPolicy::None {
+            Outcome::Synced {
+                reason: reason::SECRET_SYNCED,
+                message: reason::MSG_SYNCED,
+            }
+        } else if policy == CreationPolicy::Merge && existing.is_none() {
+            Outcome::Synced {
+                reason: reason::SECRET_MISSING,
+                message: reason::MSG_MISSING,
+            }
+        } else {
+            if let Err(guard) = target::check(existing.as_ref(), &es, &fetched.data) {
+                let message = match guard {
+                    target::GuardError::OwnedByAnother { .. } => reason::MSG_OWNED_BY_OTHER,
+                    target::GuardError::Immutable { .. } => reason::MSG_UPDATE_IMMUTABLE,
+                    _ => reason::MSG_UPDATE_FAILED,
+                };
+                return report_failure(
+                    &ctx,
+                    &es,
+                    message,
+                    guard.to_string(),
+                    ErrorClass::Invalid,
+                    started,
+                )
+                .await;
+            }
+            let desired = target::desired(&es, &secret_name, &fetched.data);
+            let params = PatchParams::apply(&hash::field_manager(&name)).force();
+            let written = match secrets
+                .patch(&secret_name, &params, &Patch::Apply(&desired))
+                .await
+            {
+                Ok(w) => w,
+                Err(e) => {
+                    let detail = format!("writing Secret {secret_name}: {e}");
+                    return report_failure(
+                        &ctx,
+                        &es,
+                        reason::MSG_UPDATE_FAILED,
+                        detail,
+                        ErrorClass::Unavailable,
+                        started,
+                    )
+                    .await;
+                }
+            };
+            match existing {
+                None => {
+                    ctx.event(
+                        &reference,
+                        false,
+                        reason::EVENT_CREATED,
+                        reason::EVENT_MSG_CREATED.into(),
+                    )
+                    .await
+                }
+                Some(before) if before.resource_version() != written.resource_version() => {
+                    ctx.event(
+                        &reference,
+                        false,
+                        reason::EVENT_UPDATED,
+                        reason::EVENT_MSG_UPDATED.into(),
+                    )
+                    .await
+                }
+                Some(_) => {}
+            }
+            Outcome::Synced {
+                reason: reason::SECRET_SYNCED,
+                message: reason::MSG_SYNCED,
+            }
+        };
+    write_status(&ctx, &es, &outcome, started, &version).await?;
+    ctx.succeeded(&key);
+    Ok(match refresh::after_sync(&es) {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    })
+}
+
+/// The controller class of a referenced store that is not ours, if any.
+async fn handled_elsewhere(ctx: &Context, es: &ExternalSecret) -> Option<String> {
+    let namespace = es.namespace().unwrap_or_default();
+    for r in fetch::store_refs(es) {
+        if let Ok(store) = super::stores::get(&ctx.client, &r, &namespace).await
+            && !store.is_handled_by(&ctx.settings.controller_class)
+        {
+            return store.spec.controller;
+        }
+    }
+    None
+}
+
+fn requeue_at_refresh(es: &ExternalSecret, now: Timestamp) -> Action {
+    match refresh::next_refresh_in(es, now) {
+        // A little after the due time, so the check finds the interval elapsed.
+        Some(d) => Action::requeue(d + Duration::from_secs(1)),
+        None => Action::await_change(),
+    }
+}
+
+/// Records a failure in the status and a Warning event, and picks the retry: transient failures
+/// back off exponentially, invalid configuration is retried slowly (it may depend on objects that
+/// lockstep does not watch, such as a credentials Secret).
+async fn report_failure(
+    ctx: &Context,
+    es: &ExternalSecret,
+    message: &'static str,
+    detail: String,
+    class: ErrorClass,
+    started: Timestamp,
+) -> Result<Action, Error> {
+    tracing::warn!(error = %detail, class = class.as_str(), "sync failed");
+    ctx.event(
+        &es.object_ref(&()),
+        true,
+        reason::EVENT_UPDATE_FAILED,
+        detail.clone(),
+    )
+    .await;
+    let version = es
+        .status
+        .as_ref()
+        .and_then(|s| s.synced_resource_version.clone())
+        .unwrap_or_default();
+    write_status(
+        ctx,
+        es,
+        &Outcome::Failed { message, detail },
+        started,
+        &version,
+    )
+    .await?;
+    let key = ObjectRef::from_obj(es).to_string();
+    let delay = ctx.backoff(&key);
+    Ok(Action::requeue(if class.is_transient() {
+        delay
+    } else {
+        delay.max(Duration::from_secs(60))
+    }))
+}
+
+async fn write_status(
+    ctx: &Context,
+    es: &ExternalSecret,
+    outcome: &Outcome,
+    started: Timestamp,
+    version: &str,
+) -> Result<(), Error> {
+    let secret_name = es.spec.target_name(&es.name_any()).to_owned();
+    let next = status::next(es, outcome, started, version, &secret_name);
+    if !status::differs(es, &next) {
+        return Ok(());
+    }
+    let api: Api<ExternalSecret> =
+        Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
+    let patch = json!({ "status": next });
+    api.patch_status(
+        &es.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err("writing the ExternalSecret's status"))?;
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! The controllers: one module per reconciled kind.
+pub mod aws_identity;
+mod connect;
+mod context;
+mod external_secret;
+mod secret_store;
+pub mod stores;
+
+use std::sync::Arc;
+
+use kube::Client;
+
+pub use context::{Context, Settings};
+
+use crate::api::secret_store::{ClusterSecretStore, SecretStore};
+
+/// Runs every controller until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, settings: Settings) {
+    let ctx = Arc::new(Context::new(client, settings));
+    tokio::join!(
+        external_secret::run(ctx.clone()),
+        secret_store::run::<SecretStore>(ctx.clone()),
+        secret_store::run::<ClusterSecretStore>(ctx.clone()),
+    );
+}
