@@ -9,13 +9,13 @@ mkdir -p "$ENV_DIR"
 watch=()
 [ -n "${WATCH_PID:-}" ] && watch=(--watch-pid "$WATCH_PID")
 
-info "starting the control plane (logs: target/env/cluster.log)"
+info "starting the control plane (logs: $ENV_DIR/cluster.log)"
 started=$(date +%s%N)
 "$BIN_DIR/cluster" up --dir "$ENV_DIR/cluster" --crd-dir "$ROOT/crds" "${watch[@]}" \
   >"$ENV_DIR/cluster.out" 2>"$ENV_DIR/cluster.log" </dev/null &
 echo $! >"$ENV_DIR/cluster.pid"
 
-info "starting moto (logs: target/env/moto.log)"
+info "starting moto (logs: $ENV_DIR/moto.log)"
 "$VENV/bin/python" "$ROOT/tests/aws/moto_server.py" "${watch[@]}" \
   >"$ENV_DIR/moto.out" 2>"$ENV_DIR/moto.log" </dev/null &
 echo $! >"$ENV_DIR/moto.pid"
@@ -38,4 +38,4 @@ export LOCKSTEP_TEST_CLUSTER_DIR=$ENV_DIR/cluster
 export LOCKSTEP_TEST_CLUSTER_BIN=$BIN_DIR/cluster
 export PATH=$BIN_DIR:\$PATH
 ENV
-info "wrote target/env/env.sh; use it with: . target/env/env.sh"
+info "wrote $ENV_DIR/env.sh; use it with: . $ENV_DIR/env.sh"

@@ -1,6 +1,7 @@
 # Shared by the scripts: paths, and a clear message when a tool is missing.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ENV_DIR="$ROOT/target/env"
+# LOCKSTEP_ENV_DIR lets several environments run side by side (one per engineer or CI job).
+ENV_DIR="${LOCKSTEP_ENV_DIR:-$ROOT/target/env}"
 BIN_DIR="$ROOT/target/bin"
 VENV="$ROOT/target/venv"
 
