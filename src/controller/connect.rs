@@ -4,6 +4,7 @@ use std::sync::Arc;
 use kube::Client;
 use lockstep_provider_api::{ErrorClass, ProviderError, SecretProvider, SecretValue};
 use lockstep_provider_aws::SecretsManager;
+use lockstep_provider_aws::credentials::BaseCredentials;
 use lockstep_provider_fake::{FakeEntry, FakeProvider};
 
 use super::aws_identity::{self, AuthError, Scope};
@@ -76,10 +77,22 @@ async fn aws_provider(
         sources: resolved.source.objects.clone(),
     };
     let prefix = aws.prefix.clone();
+    let store_id = store.id();
     cache
         .get_or_connect(key, || async move {
             let identity = resolved.identity(client).await?;
             let connected = lockstep_provider_aws::credentials::connect(&identity).await?;
+            // One line per credential exchange (never per reconcile): who lockstep became, for whom.
+            tracing::info!(
+                store = %store_id,
+                for_namespace = consumer_namespace.unwrap_or_default(),
+                role = connected.role_arn.as_deref().unwrap_or("(base credentials)"),
+                session = match &identity.base {
+                    BaseCredentials::WebIdentity { session_name, .. } => session_name.as_str(),
+                    _ => identity.session_name.as_str(),
+                },
+                "exchanged AWS credentials"
+            );
             let provider: Arc<dyn SecretProvider> =
                 Arc::new(SecretsManager::new(&connected.config, prefix));
             Ok::<_, ConnectError>((provider, connected.expires_at))
