@@ -85,9 +85,9 @@ async fn aws_provider(
             // One line per credential exchange (never per reconcile): who lockstep became, for whom.
             tracing::info!(
                 store = %store_id,
-                for_namespace = consumer_namespace.unwrap_or_default(),
-                role = connected.role_arn.as_deref().unwrap_or("(base credentials)"),
-                session = match &identity.base {
+                for_namespace = %consumer_namespace.unwrap_or_default(),
+                role = %connected.role_arn.as_deref().unwrap_or("(base credentials)"),
+                session = %match &identity.base {
                     BaseCredentials::WebIdentity { session_name, .. } => session_name.as_str(),
                     _ => identity.session_name.as_str(),
                 },
