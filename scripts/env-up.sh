@@ -16,7 +16,7 @@ started=$(date +%s%N)
 echo $! >"$ENV_DIR/cluster.pid"
 
 info "starting moto (logs: $ENV_DIR/moto.log)"
-"$VENV/bin/python" "$ROOT/tests/aws/moto_server.py" "${watch[@]}" \
+MOTO_RECORDER_FILEPATH="$ENV_DIR/moto_recording" "$VENV/bin/python" "$ROOT/tests/aws/moto_server.py" "${watch[@]}" \
   >"$ENV_DIR/moto.out" 2>"$ENV_DIR/moto.log" </dev/null &
 echo $! >"$ENV_DIR/moto.pid"
 

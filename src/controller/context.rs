@@ -1,13 +1,14 @@
 //! What every reconcile shares: the client, the credential cache, the event recorder, and the
 //! per-object failure counts that drive exponential backoff.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use crate::api::external_secret::{ExternalSecret, ExternalSecretStatus};
 use crate::fetch::ClientCache;
 
 /// The name events are reported under, and the prefix of lockstep's field managers.
@@ -20,6 +21,8 @@ pub struct Settings {
     pub controller_class: String,
     /// How often stores are validated again when they do not say.
     pub store_refresh: Duration,
+    /// Only this namespace's ExternalSecrets and SecretStores; ClusterSecretStores are left alone.
+    pub namespace: Option<String>,
 }
 
 impl Default for Settings {
@@ -27,6 +30,7 @@ impl Default for Settings {
         Self {
             controller_class: "default".into(),
             store_refresh: Duration::from_secs(300),
+            namespace: None,
         }
     }
 }
@@ -37,6 +41,9 @@ pub struct Context {
     pub clients: ClientCache,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    /// The status lockstep last wrote per ExternalSecret uid. The watch cache can lag behind a
+    /// status write, and a reconcile that saw the old status would fetch from the provider again.
+    written: Mutex<HashMap<String, ExternalSecretStatus>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -63,6 +70,19 @@ impl Context {
             settings,
             clients: ClientCache::default(),
             failures: Mutex::default(),
+            written: Mutex::default(),
+        }
+    }
+
+    /// An API for `K` in the namespace lockstep is scoped to, or in every namespace.
+    pub fn scoped_api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.settings.namespace {
+            Some(ns) => kube::Api::namespaced(self.client.clone(), ns),
+            None => kube::Api::all(self.client.clone()),
         }
     }
 
@@ -98,6 +118,45 @@ impl Context {
         FIRST_BACKOFF
             .saturating_mul(1 << (*n - 1).min(6))
             .min(MAX_BACKOFF)
+    }
+
+    /// The ExternalSecret with the status lockstep last wrote, when the cached copy is older.
+    pub fn with_written_status(&self, es: Arc<ExternalSecret>) -> Arc<ExternalSecret> {
+        let Some(uid) = es.metadata.uid.as_deref() else {
+            return es;
+        };
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(status) = written.get(uid) else {
+            return es;
+        };
+        let cached_time = es
+            .status
+            .as_ref()
+            .and_then(|s| s.refresh_time.as_ref())
+            .map(|t| t.0);
+        let written_time = status.refresh_time.as_ref().map(|t| t.0);
+        if written_time > cached_time {
+            let mut newer = (*es).clone();
+            newer.status = Some(status.clone());
+            return Arc::new(newer);
+        }
+        es
+    }
+
+    /// Records a status just written (see [`Self::with_written_status`]).
+    pub fn status_written(&self, uid: &str, status: &ExternalSecretStatus) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid.to_owned(), status.clone());
+    }
+
+    /// Forgets what was recorded for a deleted ExternalSecret.
+    pub fn forget(&self, uid: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
     }
 
     /// Forgets the failures of `key` after a success.

@@ -46,7 +46,7 @@ fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 /// Runs the controller until the stream ends (on shutdown).
 pub async fn run(ctx: Arc<Context>) {
     let client = ctx.client.clone();
-    let es_api: Api<ExternalSecret> = Api::all(client.clone());
+    let es_api: Api<ExternalSecret> = ctx.scoped_api();
     let (reader, writer) = kube::runtime::reflector::store();
     // Status writes by lockstep itself do not trigger a reconcile: only what a user changes does
     // (spec, labels, annotations, finalizers; deletion).
@@ -63,23 +63,25 @@ pub async fn run(ctx: Arc<Context>) {
         );
     // Only managed Secrets, metadata only: payloads are never cached.
     let managed = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        ctx.scoped_api::<PartialObjectMeta<Secret>>(),
         watcher::Config::default().labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}")),
     )
     .default_backoff()
     .touched_objects();
-    let stores = watcher(
-        Api::<SecretStore>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let cluster_stores = watcher(
-        Api::<ClusterSecretStore>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects();
+    let stores = watcher(ctx.scoped_api::<SecretStore>(), watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    // Scoped to one namespace, lockstep leaves cluster stores (and their users) alone.
+    let cluster_stores = match ctx.settings.namespace {
+        Some(_) => futures::stream::pending().boxed(),
+        None => watcher(
+            Api::<ClusterSecretStore>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects()
+        .boxed(),
+    };
 
     let (r1, r2, r3) = (reader.clone(), reader.clone(), reader.clone());
     Controller::for_stream(changes, reader)
@@ -149,6 +151,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
     let name = es.name_any();
     let key = ObjectRef::from_obj(es.as_ref()).to_string();
     let es_api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let es = ctx.with_written_status(es);
 
     // ESO's finalizer blocks deletion once ESO is gone; lockstep relies on garbage collection.
     if es.finalizers().iter().any(|f| f == FINALIZER) {
@@ -161,10 +164,11 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
             .map_err(kube_err("removing ESO's finalizer"))?;
     }
     if es.meta().deletion_timestamp.is_some() {
+        ctx.forget(es.metadata.uid.as_deref().unwrap_or_default());
         return Ok(Action::await_change());
     }
     if let Some(other) = handled_elsewhere(&ctx, &es).await {
-        tracing::debug!(controller = %other, "a store of this ExternalSecret belongs to another controller class");
+        tracing::debug!(reason = %other, "left to another controller");
         return Ok(Action::await_change());
     }
     if es
@@ -356,14 +360,22 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
     })
 }
 
-/// The controller class of a referenced store that is not ours, if any.
+/// Why another controller handles this ExternalSecret, if one does: a referenced store of
+/// another controller class, or a cluster store while lockstep is scoped to one namespace.
 async fn handled_elsewhere(ctx: &Context, es: &ExternalSecret) -> Option<String> {
     let namespace = es.namespace().unwrap_or_default();
     for r in fetch::store_refs(es) {
+        if ctx.settings.namespace.is_some() && r.kind_or_default() == StoreKind::ClusterSecretStore
+        {
+            return Some("a ClusterSecretStore, while lockstep is scoped to one namespace".into());
+        }
         if let Ok(store) = super::stores::get(&ctx.client, &r, &namespace).await
             && !store.is_handled_by(&ctx.settings.controller_class)
         {
-            return store.spec.controller;
+            return Some(format!(
+                "controller class {:?}",
+                store.spec.controller.unwrap_or_default()
+            ));
         }
     }
     None
@@ -440,5 +452,6 @@ async fn write_status(
     )
     .await
     .map_err(kube_err("writing the ExternalSecret's status"))?;
+    ctx.status_written(es.metadata.uid.as_deref().unwrap_or_default(), &next);
     Ok(())
 }
