@@ -49,6 +49,13 @@ pub struct RunArgs {
     /// How often stores are validated again when their spec.refreshInterval does not say.
     #[arg(long, env = "LOCKSTEP_STORE_REQUEUE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
     pub store_requeue_interval: std::time::Duration,
+
+    /// Handle only ExternalSecrets and SecretStores in this namespace (ESO's `--namespace`), for
+    /// an installation scoped to one namespace. ClusterSecretStores, and ExternalSecrets that use
+    /// them, are then left to a cluster-wide controller (as ESO with
+    /// `--enable-cluster-store-reconciler=false`). Empty: every namespace.
+    #[arg(long, env = "LOCKSTEP_NAMESPACE", default_value = "")]
+    pub namespace: String,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -41,8 +41,13 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         controller_class: args.controller_class.clone(),
         store_refresh: args.store_requeue_interval,
+        namespace: Some(args.namespace.clone()).filter(|n| !n.is_empty()),
     };
-    tracing::info!(controller_class = %settings.controller_class, "starting the controllers");
+    tracing::info!(
+        controller_class = %settings.controller_class,
+        namespace = settings.namespace.as_deref().unwrap_or("(all)"),
+        "starting the controllers"
+    );
     crate::controller::run(client, settings).await;
     tracing::info!("stopped");
     Ok(())

@@ -16,10 +16,16 @@ use crate::api::secret_store::{ClusterSecretStore, SecretStore};
 
 /// Runs every controller until SIGTERM or Ctrl-C.
 pub async fn run(client: Client, settings: Settings) {
+    let scoped = settings.namespace.is_some();
     let ctx = Arc::new(Context::new(client, settings));
+    let cluster_stores = async {
+        if !scoped {
+            secret_store::run::<ClusterSecretStore>(ctx.clone()).await
+        }
+    };
     tokio::join!(
         external_secret::run(ctx.clone()),
         secret_store::run::<SecretStore>(ctx.clone()),
-        secret_store::run::<ClusterSecretStore>(ctx.clone()),
+        cluster_stores,
     );
 }

@@ -50,6 +50,8 @@ pub trait StoreKindExt:
     fn spec(&self) -> &SecretStoreSpec;
     /// The API the object lives in (namespaced or cluster-wide).
     fn api_for(&self, client: kube::Client) -> Api<Self>;
+    /// The objects of this kind lockstep handles.
+    fn watched(ctx: &Context) -> Api<Self>;
 }
 
 impl StoreKindExt for SecretStore {
@@ -59,6 +61,9 @@ impl StoreKindExt for SecretStore {
     }
     fn api_for(&self, client: kube::Client) -> Api<Self> {
         Api::namespaced(client, &self.namespace().unwrap_or_default())
+    }
+    fn watched(ctx: &Context) -> Api<Self> {
+        ctx.scoped_api()
     }
 }
 
@@ -70,10 +75,13 @@ impl StoreKindExt for ClusterSecretStore {
     fn api_for(&self, client: kube::Client) -> Api<Self> {
         Api::all(client)
     }
+    fn watched(ctx: &Context) -> Api<Self> {
+        Api::all(ctx.client.clone())
+    }
 }
 
 pub async fn run<K: StoreKindExt>(ctx: Arc<Context>) {
-    let api: Api<K> = Api::all(ctx.client.clone());
+    let api = K::watched(&ctx);
     Controller::new(api, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile::<K>, error_policy::<K>, ctx)
