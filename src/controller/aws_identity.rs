@@ -35,17 +35,41 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// The namespace a reference with an optional explicit namespace resolves to.
-    fn namespace_for(&self, explicit: Option<&str>) -> Option<String> {
-        match self.store_kind {
-            StoreKind::SecretStore => self
-                .store_namespace
-                .or(self.consumer_namespace)
-                .map(str::to_owned),
-            StoreKind::ClusterSecretStore => {
-                explicit.or(self.consumer_namespace).map(str::to_owned)
+    /// The namespace the reference `field`, with an optional explicit namespace, resolves to.
+    ///
+    /// A SecretStore reads only its own namespace. ESO's webhook refuses a SecretStore whose
+    /// selector names another one (and its controller then ignores the namespace); the CRD schema
+    /// cannot compare a field with `metadata.namespace`, so lockstep refuses it here, whenever the
+    /// store is used, instead of silently reading somewhere else than the user wrote.
+    fn namespace_for(
+        &self,
+        explicit: Option<&str>,
+        field: &'static str,
+    ) -> Result<String, AuthError> {
+        let explicit = explicit.filter(|n| !n.is_empty());
+        let resolved = match self.store_kind {
+            StoreKind::SecretStore => {
+                let own = self.store_namespace.or(self.consumer_namespace);
+                if let (Some(named), Some(own)) = (explicit, own)
+                    && named != own
+                {
+                    return Err(AuthError::ForeignNamespace {
+                        field,
+                        named: named.to_owned(),
+                        own: own.to_owned(),
+                    });
+                }
+                own
             }
-        }
+            StoreKind::ClusterSecretStore => explicit.or(self.consumer_namespace),
+        };
+        resolved
+            .map(str::to_owned)
+            .ok_or_else(|| AuthError::Referent {
+                what: field,
+                kind: self.store_kind.as_str(),
+                store: self.store_name.to_owned(),
+            })
     }
 }
 
@@ -59,13 +83,23 @@ pub enum AuthError {
         kind: &'static str,
         store: String,
     },
+    #[error(
+        "{field} names namespace {named:?}, but a SecretStore may only use its own namespace {own:?}: remove the namespace, or use a ClusterSecretStore to read from another namespace"
+    )]
+    ForeignNamespace {
+        field: &'static str,
+        named: String,
+        own: String,
+    },
     #[error("{0} must name both a Secret and a key")]
     IncompleteSelector(&'static str),
     #[error(
         "Secret {namespace}/{name} does not exist: create it, or fix the store's auth.secretRef"
     )]
     SecretMissing { namespace: String, name: String },
-    #[error("cannot find secret data for key: {key:?} in Secret {namespace}/{name}")]
+    #[error(
+        "cannot find secret data for key: {key:?} in Secret {namespace}/{name}: add the key to the Secret, or fix the key in the store's auth.secretRef"
+    )]
     KeyMissing {
         namespace: String,
         name: String,
@@ -154,13 +188,8 @@ pub async fn resolve(
         .and_then(|a| a.jwt.as_ref())
         .and_then(|j| j.service_account_ref.as_ref())
     {
-        let namespace = scope
-            .namespace_for(sa_ref.namespace.as_deref())
-            .ok_or_else(|| AuthError::Referent {
-                what: "auth.jwt.serviceAccountRef",
-                kind: scope.store_kind.as_str(),
-                store: scope.store_name.to_owned(),
-            })?;
+        let namespace =
+            scope.namespace_for(sa_ref.namespace.as_deref(), "auth.jwt.serviceAccountRef")?;
         let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
         let sa = api
             .get_opt(&sa_ref.name)
@@ -326,13 +355,7 @@ async fn read_key(
         sel.name.clone().unwrap_or_default(),
         sel.key.clone().unwrap_or_default(),
     );
-    let namespace = scope
-        .namespace_for(sel.namespace.as_deref())
-        .ok_or_else(|| AuthError::Referent {
-            what: "auth.secretRef",
-            kind: scope.store_kind.as_str(),
-            store: scope.store_name.to_owned(),
-        })?;
+    let namespace = scope.namespace_for(sel.namespace.as_deref(), "auth.secretRef")?;
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let secret = api
         .get_opt(&name)
@@ -406,24 +429,43 @@ mod tests {
             store_namespace: Some("team-a"),
             consumer_namespace: Some("team-a"),
         };
+        let field = "auth.secretRef";
+        assert_eq!(scope.namespace_for(None, field).unwrap(), "team-a");
         assert_eq!(
-            scope.namespace_for(Some("kube-system")).as_deref(),
-            Some("team-a")
+            scope.namespace_for(Some("team-a"), field).unwrap(),
+            "team-a",
+            "naming its own namespace is fine"
         );
+        assert_eq!(scope.namespace_for(Some(""), field).unwrap(), "team-a");
+        let err = scope.namespace_for(Some("kube-system"), field).unwrap_err();
+        assert!(
+            matches!(&err, AuthError::ForeignNamespace { named, own, .. } if named == "kube-system" && own == "team-a"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("ClusterSecretStore"), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_store_reads_the_named_namespace_or_the_consumers() {
         let cluster = Scope {
             store_kind: StoreKind::ClusterSecretStore,
+            store_name: "s",
             store_namespace: None,
-            ..scope
+            consumer_namespace: Some("team-a"),
         };
+        let field = "auth.secretRef";
         assert_eq!(
-            cluster.namespace_for(Some("shared")).as_deref(),
-            Some("shared")
+            cluster.namespace_for(Some("shared"), field).unwrap(),
+            "shared"
         );
-        assert_eq!(cluster.namespace_for(None).as_deref(), Some("team-a"));
+        assert_eq!(cluster.namespace_for(None, field).unwrap(), "team-a");
         let validating = Scope {
             consumer_namespace: None,
             ..cluster
         };
-        assert_eq!(validating.namespace_for(None), None);
+        assert!(matches!(
+            validating.namespace_for(None, field),
+            Err(AuthError::Referent { .. })
+        ));
     }
 }

@@ -73,7 +73,7 @@ pub enum StoreError {
     )]
     NoStoreRef,
     #[error(
-        "using cluster store {store:?} is not allowed from namespace {namespace:?}: denied by spec.condition"
+        "using cluster store {store:?} is not allowed from namespace {namespace:?}: denied by spec.condition; ask the cluster's administrators to admit this namespace in the ClusterSecretStore's spec.conditions, or use a SecretStore in this namespace"
     )]
     NotAllowed { store: String, namespace: String },
     #[error("{kind} {name:?} is not ready: {why}")]

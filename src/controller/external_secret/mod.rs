@@ -306,8 +306,8 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
                 )
                 .await;
             }
-            let desired = target::desired(&es, &secret_name, &fetched.data);
-            let params = PatchParams::apply(&hash::field_manager(&name)).force();
+            let desired = target::desired(&es, &secret_name, &fetched.data, existing.as_ref());
+            let params = PatchParams::apply(&target::manager(&es)).force();
             let written = match secrets
                 .patch(&secret_name, &params, &Patch::Apply(&desired))
                 .await

@@ -42,7 +42,7 @@ pub fn next(
         Outcome::Failed { message, detail } => (
             ConditionStatus::False,
             reason::SECRET_SYNCED_ERROR,
-            format!("{message}: {detail}"),
+            failure_message(message, detail),
         ),
     };
     let old = previous
@@ -83,6 +83,16 @@ pub fn next(
     }
 }
 
+/// ESO's short message, then the detail; a detail that already starts with ESO's message (a
+/// self-contained error, as events carry it) does not repeat it.
+fn failure_message(message: &str, detail: &str) -> String {
+    if detail.starts_with(message) {
+        detail.to_owned()
+    } else {
+        format!("{message}: {detail}")
+    }
+}
+
 /// Whether writing `next` would change anything a reader cares about. A refresh that changed
 /// nothing but `refreshTime` is still written, because `refreshTime` is when data was last checked.
 pub fn differs(es: &ExternalSecret, next: &ExternalSecretStatus) -> bool {
@@ -93,6 +103,21 @@ pub fn differs(es: &ExternalSecret, next: &ExternalSecretStatus) -> bool {
 mod tests {
     use super::*;
     use crate::api::external_secret::ExternalSecretSpec;
+
+    #[test]
+    fn esos_message_comes_first_and_only_once() {
+        assert_eq!(
+            failure_message("could not update secret", "the data is too large"),
+            "could not update secret: the data is too large"
+        );
+        assert_eq!(
+            failure_message(
+                reason::MSG_OWNED_BY_OTHER,
+                "target is owned by another ExternalSecret: Secret \"x\" is controlled by ..."
+            ),
+            "target is owned by another ExternalSecret: Secret \"x\" is controlled by ..."
+        );
+    }
 
     #[test]
     fn success_then_failure_keeps_the_last_good_refresh() {

@@ -80,7 +80,7 @@ pub fn check(
         }
     }
     if secret.immutable == Some(true)
-        && hash::data_hash(&plain(data)) != hash::data_hash(&existing_data(secret))
+        && data_after_apply(Some(secret), &manager(es), &plain(data)) != existing_data(secret)
     {
         return Err(GuardError::Immutable { secret: name });
     }
@@ -107,11 +107,18 @@ pub fn is_intact(existing: Option<&Secret>, es: &ExternalSecret) -> bool {
     managed && recorded.is_some_and(|h| *h == hash::data_hash(&existing_data(secret)))
 }
 
-/// The server-side-apply body: only the fields lockstep owns.
+/// The field manager lockstep applies with: ESO's name for this ExternalSecret.
+pub fn manager(es: &ExternalSecret) -> String {
+    hash::field_manager(&es.name_any())
+}
+
+/// The server-side-apply body: only the fields lockstep owns. `existing` is the Secret as it is
+/// now, whose keys written by others stay and count in the data hash.
 pub fn desired(
     es: &ExternalSecret,
     secret_name: &str,
     data: &BTreeMap<String, SecretValue>,
+    existing: Option<&Secret>,
 ) -> Secret {
     let namespace = es.namespace().unwrap_or_default();
     let plain = plain(data);
@@ -119,7 +126,10 @@ pub fn desired(
     let mut labels = es.labels().clone();
     let mut annotations = es.annotations().clone();
     labels.insert(LABEL_MANAGED.into(), LABEL_MANAGED_VALUE.into());
-    annotations.insert(ANNOTATION_DATA_HASH.into(), hash::data_hash(&plain));
+    // ESO hashes the Secret's final data, keys of other writers included; so does lockstep, or a
+    // Secret shared with another writer would never look intact and be fetched on every event.
+    let after = data_after_apply(existing, &manager(es), &plain);
+    annotations.insert(ANNOTATION_DATA_HASH.into(), hash::data_hash(&after));
     let owner = es.spec.target.creation_policy == CreationPolicy::Owner;
     if owner {
         labels.insert(
@@ -142,6 +152,44 @@ pub fn desired(
     }
 }
 
+/// The data a Secret holds after lockstep applies `ours` with field manager `manager`: server-side
+/// apply removes the keys that manager applied before and no longer applies, keeps the keys of
+/// other writers, and sets lockstep's.
+pub fn data_after_apply(
+    existing: Option<&Secret>,
+    manager: &str,
+    ours: &BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Vec<u8>> {
+    let Some(secret) = existing else {
+        return ours.clone();
+    };
+    let applied_before = applied_data_keys(secret, manager);
+    let mut after: BTreeMap<String, Vec<u8>> = existing_data(secret)
+        .into_iter()
+        .filter(|(k, _)| !applied_before.contains(k))
+        .collect();
+    after.extend(ours.iter().map(|(k, v)| (k.clone(), v.clone())));
+    after
+}
+
+/// The data keys `manager` owns through server-side apply, from the Secret's managedFields.
+fn applied_data_keys(secret: &Secret, manager: &str) -> Vec<String> {
+    secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| {
+            f.manager.as_deref() == Some(manager) && f.operation.as_deref() == Some("Apply")
+        })
+        .filter_map(|f| f.fields_v1.as_ref())
+        .filter_map(|fields| fields.0.get("f:data")?.as_object())
+        .flat_map(|data| data.keys())
+        .filter_map(|k| k.strip_prefix("f:"))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn plain(data: &BTreeMap<String, SecretValue>) -> BTreeMap<String, Vec<u8>> {
     data.iter()
         .map(|(k, v)| (k.clone(), v.expose().to_vec()))
@@ -161,7 +209,9 @@ fn existing_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
 mod tests {
     use super::*;
     use crate::api::external_secret::{ExternalSecretSpec, ExternalSecretTarget};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        FieldsV1, ManagedFieldsEntry, OwnerReference,
+    };
 
     fn es(policy: CreationPolicy) -> ExternalSecret {
         let mut es = ExternalSecret::new(
@@ -199,7 +249,7 @@ mod tests {
     #[test]
     fn the_desired_secret_carries_esos_markers() {
         let es = es(CreationPolicy::Owner);
-        let s = desired(&es, "app", &data());
+        let s = desired(&es, "app", &data(), None);
         assert_eq!(
             s.labels().get(LABEL_MANAGED).map(String::as_str),
             Some("true")
@@ -216,7 +266,7 @@ mod tests {
         );
         assert!(is_intact(Some(&s), &es), "what lockstep writes is intact");
 
-        let orphan = desired(&self::es(CreationPolicy::Orphan), "app", &data());
+        let orphan = desired(&self::es(CreationPolicy::Orphan), "app", &data(), None);
         assert!(orphan.owner_references().is_empty());
         assert!(!orphan.labels().contains_key(LABEL_OWNER));
     }
@@ -224,7 +274,7 @@ mod tests {
     #[test]
     fn edits_by_hand_are_detected() {
         let es = es(CreationPolicy::Owner);
-        let mut s = desired(&es, "app", &data());
+        let mut s = desired(&es, "app", &data(), None);
         s.data
             .get_or_insert_default()
             .insert("password".into(), ByteString(b"changed".to_vec()));
@@ -258,7 +308,7 @@ mod tests {
             Err(GuardError::OwnedByAnother { .. })
         ));
         assert_eq!(
-            check(Some(&desired(&es, "app", &data())), &es, &data()),
+            check(Some(&desired(&es, "app", &data(), None)), &es, &data()),
             Ok(())
         );
         assert_eq!(
@@ -275,7 +325,7 @@ mod tests {
     #[test]
     fn immutable_secrets_are_not_rewritten() {
         let es = es(CreationPolicy::Owner);
-        let mut s = desired(&es, "app", &data());
+        let mut s = desired(&es, "app", &data(), None);
         s.immutable = Some(true);
         assert_eq!(check(Some(&s), &es, &data()), Ok(()), "same data: fine");
         let changed =
@@ -284,6 +334,76 @@ mod tests {
             check(Some(&s), &es, &changed),
             Err(GuardError::Immutable { .. })
         ));
+    }
+
+    /// A Secret as server-side apply leaves it: `ours` applied by `manager`, `theirs` by kubectl.
+    fn shared_secret(manager: &str, ours: &[&str], theirs: &[&str]) -> Secret {
+        let fields = |keys: &[&str]| {
+            let data: serde_json::Map<String, serde_json::Value> = keys
+                .iter()
+                .map(|k| (format!("f:{k}"), serde_json::json!({})))
+                .collect();
+            Some(FieldsV1(serde_json::json!({ "f:data": data })))
+        };
+        let mut s = secret("app");
+        s.metadata.managed_fields = Some(vec![
+            ManagedFieldsEntry {
+                manager: Some(manager.into()),
+                operation: Some("Apply".into()),
+                fields_v1: fields(ours),
+                ..Default::default()
+            },
+            ManagedFieldsEntry {
+                manager: Some("kubectl".into()),
+                operation: Some("Update".into()),
+                fields_v1: fields(theirs),
+                ..Default::default()
+            },
+        ]);
+        s.data = Some(
+            ours.iter()
+                .chain(theirs)
+                .map(|k| (k.to_string(), ByteString(b"old".to_vec())))
+                .collect(),
+        );
+        s
+    }
+
+    #[test]
+    fn the_data_after_apply_keeps_other_writers_keys_and_drops_ours_no_longer_written() {
+        let manager = "externalsecrets.external-secrets.io/app";
+        let existing = shared_secret(manager, &["a", "dropped"], &["theirs"]);
+        let ours = BTreeMap::from([
+            ("a".to_string(), b"new".to_vec()),
+            ("b".to_string(), b"new".to_vec()),
+        ]);
+        let after = data_after_apply(Some(&existing), manager, &ours);
+        assert_eq!(
+            after.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["a", "b", "theirs"]
+        );
+        assert_eq!(after["a"], b"new");
+        assert_eq!(
+            data_after_apply(Some(&existing), "someone-else", &ours).len(),
+            4,
+            "keys applied by another manager are not ours to drop"
+        );
+        assert_eq!(data_after_apply(None, manager, &ours), ours);
+    }
+
+    #[test]
+    fn the_data_hash_covers_other_writers_keys() {
+        let es = es(CreationPolicy::Merge);
+        let existing = shared_secret(&manager(&es), &["password"], &["theirs"]);
+        let mut written = desired(&es, "app", &data(), Some(&existing));
+        written.data = Some(BTreeMap::from([
+            ("password".into(), ByteString(b"s3cr3t".to_vec())),
+            ("theirs".into(), ByteString(b"old".to_vec())),
+        ]));
+        assert!(
+            is_intact(Some(&written), &es),
+            "the Secret after the apply matches its hash"
+        );
     }
 
     #[test]
