@@ -281,6 +281,8 @@ impl Resolved {
             additional_roles: self.additional_roles,
             role: self.role,
             session_name: DEFAULT_SESSION_NAME.into(),
+            // Filled by the caller from the store's retrySettings.
+            retry: None,
         })
     }
 

@@ -3,14 +3,15 @@ use std::sync::Arc;
 
 use kube::Client;
 use lockstep_provider_api::{ErrorClass, ProviderError, SecretProvider, SecretValue};
-use lockstep_provider_aws::SecretsManager;
 use lockstep_provider_aws::credentials::BaseCredentials;
+use lockstep_provider_aws::{RetrySettings as AwsRetry, SecretsManager};
 use lockstep_provider_fake::{FakeEntry, FakeProvider};
 
 use super::aws_identity::{self, AuthError, Scope};
 use super::stores::Store;
 use crate::api::provider::Provider;
 use crate::api::provider_aws::{AwsProvider, AwsService};
+use crate::api::secret_store::RetrySettings;
 use crate::fetch::{CacheKey, ClientCache};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,10 @@ async fn aws_provider(
             aws.service
         )));
     }
+    // Before auth, so a ClusterSecretStore whose auth waits for an ExternalSecret's namespace
+    // still reports a wrong region at once.
+    lockstep_provider_aws::validate_region(&aws.region)?;
+    let retry = retry_settings(store.spec.retry_settings.as_ref())?;
     let scope = Scope {
         store_kind: store.kind,
         store_name: &store.name,
@@ -80,7 +85,8 @@ async fn aws_provider(
     let store_id = store.id();
     cache
         .get_or_connect(key, || async move {
-            let identity = resolved.identity(client).await?;
+            let mut identity = resolved.identity(client).await?;
+            identity.retry = retry;
             let connected = lockstep_provider_aws::credentials::connect(&identity).await?;
             // One line per credential exchange (never per reconcile): who lockstep became, for whom.
             tracing::info!(
@@ -100,6 +106,20 @@ async fn aws_provider(
         .await
 }
 
+/// `spec.retrySettings` as the AWS provider takes it; `None` keeps the SDK's defaults.
+fn retry_settings(spec: Option<&RetrySettings>) -> Result<Option<AwsRetry>, ProviderError> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let interval = spec
+        .retry_interval
+        .as_ref()
+        .map(|d| d.to_std())
+        .transpose()
+        .map_err(|e| ProviderError::invalid(format!("spec.retrySettings.retryInterval {e}")))?;
+    Ok(Some(AwsRetry::from_spec(spec.max_retries, interval)))
+}
+
 /// A short, stable name for an error's class, for logs and metrics.
 pub fn class_of(err: &ConnectError) -> ErrorClass {
     match err {
@@ -108,5 +128,48 @@ pub fn class_of(err: &ConnectError) -> ErrorClass {
             ErrorClass::Unavailable
         }
         _ => ErrorClass::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::meta::GoDuration;
+
+    #[test]
+    fn retry_settings_follow_the_store_spec() {
+        assert_eq!(retry_settings(None).unwrap(), None);
+        let defaults = retry_settings(Some(&RetrySettings::default())).unwrap();
+        assert_eq!(
+            defaults,
+            Some(AwsRetry {
+                max_attempts: 3,
+                interval: None
+            })
+        );
+        let spec = RetrySettings {
+            max_retries: Some(5),
+            retry_interval: Some(GoDuration::new("1m30s")),
+        };
+        assert_eq!(
+            retry_settings(Some(&spec)).unwrap(),
+            Some(AwsRetry {
+                max_attempts: 5,
+                interval: Some(Duration::from_secs(90))
+            })
+        );
+        let bad = RetrySettings {
+            max_retries: None,
+            retry_interval: Some(GoDuration::new("soon")),
+        };
+        let err = retry_settings(Some(&bad)).unwrap_err();
+        assert_eq!(err.class, ErrorClass::Invalid);
+        assert!(
+            err.message.contains("retryInterval \"soon\""),
+            "{}",
+            err.message
+        );
     }
 }

@@ -12,7 +12,9 @@ pub fn classify_error_code(code: Option<&str>) -> ErrorClass {
         | "ExpiredTokenException"
         | "ExpiredToken"
         | "SignatureDoesNotMatch"
-        | "IncompleteSignature" => ErrorClass::AccessDenied,
+        | "IncompleteSignature"
+        | "InvalidIdentityToken"
+        | "IDPRejectedClaim" => ErrorClass::AccessDenied,
         "ThrottlingException"
         | "Throttling"
         | "TooManyRequestsException"
@@ -20,7 +22,11 @@ pub fn classify_error_code(code: Option<&str>) -> ErrorClass {
         "InvalidParameterException"
         | "InvalidRequestException"
         | "ValidationException"
-        | "DecryptionFailure" => ErrorClass::Invalid,
+        | "DecryptionFailure"
+        | "InvalidParameterValue"
+        | "MalformedPolicyDocument"
+        | "PackedPolicyTooLarge"
+        | "RegionDisabledException" => ErrorClass::Invalid,
         _ => ErrorClass::Unavailable,
     }
 }
@@ -52,5 +58,21 @@ mod tests {
             ErrorClass::Unavailable
         );
         assert_eq!(classify_error_code(None), ErrorClass::Unavailable);
+    }
+
+    #[test]
+    fn classifies_the_codes_sts_returns() {
+        assert_eq!(
+            classify_error_code(Some("InvalidIdentityToken")),
+            ErrorClass::AccessDenied
+        );
+        assert_eq!(
+            classify_error_code(Some("RegionDisabledException")),
+            ErrorClass::Invalid
+        );
+        assert_eq!(
+            classify_error_code(Some("IDPCommunicationError")),
+            ErrorClass::Unavailable
+        );
     }
 }

@@ -8,11 +8,12 @@ use std::time::SystemTime;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_sdk_sts::types::Tag;
 use lockstep_provider_api::{ErrorClass, ProviderError, SecretValue};
 
-use crate::classify_error_code;
+use crate::RetrySettings;
+use crate::errors::{Call, call_error};
+use crate::region::validate_region;
 
 /// The session name lockstep uses for every role it assumes, so CloudTrail entries can be joined
 /// to lockstep's own records.
@@ -55,6 +56,8 @@ pub struct Identity {
     pub additional_roles: Vec<String>,
     pub role: Option<RoleToAssume>,
     pub session_name: String,
+    /// `spec.retrySettings` for Secrets Manager calls; the SDK's defaults when `None`.
+    pub retry: Option<RetrySettings>,
 }
 
 /// An AWS configuration with resolved credentials.
@@ -69,6 +72,7 @@ pub struct Connected {
 
 /// Resolves the identity's credentials, calling STS as few times as the chain needs.
 pub async fn connect(identity: &Identity) -> Result<Connected, ProviderError> {
+    validate_region(&identity.region)?;
     // `from_env` honours AWS_ENDPOINT_URL and friends: how users reach a VPC endpoint (and tests, moto).
     let base_config = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(identity.region.clone()))
@@ -107,10 +111,10 @@ pub async fn connect(identity: &Identity) -> Result<Connected, ProviderError> {
                 .send()
                 .await
                 .map_err(|e| {
-                    sts_error(
-                        "AssumeRoleWithWebIdentity",
-                        role_arn,
-                        e.into_service_error(),
+                    call_error(
+                        Call::AssumeRoleWithWebIdentity,
+                        &format!("role {role_arn}"),
+                        e,
                     )
                 })?;
             (
@@ -165,14 +169,23 @@ pub async fn connect(identity: &Identity) -> Result<Connected, ProviderError> {
         let out = req
             .send()
             .await
-            .map_err(|e| sts_error("AssumeRole", &role.arn, e.into_service_error()))?;
+            .map_err(|e| call_error(Call::AssumeRole, &format!("role {}", role.arn), e))?;
         creds = to_credentials(out.credentials, &role.arn)?;
         role_arn = Some(role.arn.clone());
     }
 
     let expires_at = creds.expiry();
+    let mut config = with_credentials(&base_config, creds);
+    // As in ESO the retry settings apply to the calls made with the credentials, not to the STS
+    // exchanges above.
+    if let Some(retry) = identity.retry {
+        config = config
+            .to_builder()
+            .retry_config(retry.retry_config())
+            .build();
+    }
     Ok(Connected {
-        config: with_credentials(&base_config, creds),
+        config,
         expires_at,
         role_arn,
     })
@@ -202,19 +215,6 @@ fn to_credentials(
         expiry,
         "lockstep-sts",
     ))
-}
-
-fn sts_error(call: &str, role_arn: &str, err: impl ProvideErrorMetadata) -> ProviderError {
-    let class = classify_error_code(err.code());
-    let detail = err.message().unwrap_or("no details");
-    let hint = match class {
-        ErrorClass::AccessDenied => "; check the role's trust policy allows this identity",
-        _ => "",
-    };
-    ProviderError::new(
-        class,
-        format!("{call} for {role_arn} failed: {detail}{hint}"),
-    )
 }
 
 fn utf8(value: &SecretValue, what: &str) -> Result<String, ProviderError> {

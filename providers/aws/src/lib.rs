@@ -1,35 +1,40 @@
-//! AWS Secrets Manager behind lockstep's provider trait.
-//!
-//! Thin for now: reads by stage or `uuid/<VersionId>`, JSON maps, and the classification of AWS
-//! errors. Credentials, roles, batching and find arrive with the sync controller.
+//! AWS Secrets Manager behind lockstep's provider trait, as ESO's AWS provider reads it
+//! (eso-compatibility.md 4): one secret by staging label or `uuid/<VersionId>`, its tags with
+//! `metadataPolicy: Fetch`, and many secrets with `dataFrom.find`. Errors are classified and say
+//! which call failed on which secret and what to do, never a value.
 #![forbid(unsafe_code)]
 
 mod classify;
 pub mod credentials;
+mod errors;
+mod find;
+mod read;
+mod region;
+mod retry;
 
 pub use classify::classify_error_code;
+pub use region::validate_region;
+pub use retry::RetrySettings;
 
 use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use lockstep_provider_api::{
     Capabilities, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue, Validation,
 };
 
-/// The `version` prefix that selects a VersionId instead of a stage (ESO's convention).
-const VERSION_ID_PREFIX: &str = "uuid/";
+use crate::errors::{Call, call_error};
 
 #[derive(Debug, Clone)]
 pub struct SecretsManager {
     client: Client,
     sts: aws_sdk_sts::Client,
-    /// Prepended verbatim to every remote key (`spec.provider.aws.prefix`).
+    /// Prepended verbatim to every remote key (`spec.provider.aws.prefix`), not to find queries.
     prefix: String,
 }
 
 impl SecretsManager {
-    /// Clients for one identity: `config` carries its region, endpoint and credentials.
+    /// Clients for one identity: `config` carries its region, endpoint, credentials and retries.
     pub fn new(config: &aws_config::SdkConfig, prefix: Option<String>) -> Self {
         Self {
             client: Client::new(config),
@@ -38,53 +43,36 @@ impl SecretsManager {
         }
     }
 
-    async fn fetch(&self, remote: &RemoteRef) -> Result<SecretValue, ProviderError> {
-        let id = format!("{}{}", self.prefix, remote.key);
-        let mut req = self.client.get_secret_value().secret_id(&id);
-        req = match remote.version.as_deref() {
-            Some(v) if v.starts_with(VERSION_ID_PREFIX) => {
-                req.version_id(&v[VERSION_ID_PREFIX.len()..])
-            }
-            Some(stage) if !stage.is_empty() => req.version_stage(stage),
-            _ => req.version_stage("AWSCURRENT"),
-        };
-        let out = req.send().await.map_err(|e| {
-            let err = e.into_service_error();
-            let class = classify_error_code(err.code());
-            ProviderError::new(
-                class,
-                format!(
-                    "reading secret {id:?}: {}",
-                    err.message().unwrap_or("unknown error")
-                ),
-            )
-        })?;
-        if let Some(s) = out.secret_string {
-            return Ok(SecretValue::from(s));
-        }
-        if let Some(b) = out.secret_binary {
-            return Ok(SecretValue::new(b.into_inner()));
-        }
-        Err(ProviderError::not_found(format!(
-            "secret {id:?} has no value"
-        )))
+    fn id(&self, remote: &RemoteRef) -> String {
+        format!("{}{}", self.prefix, remote.key)
     }
 }
 
 #[async_trait::async_trait]
 impl SecretProvider for SecretsManager {
+    /// The value at `remote.version`, or with `fetch_metadata` the tags as a JSON object.
+    /// `remote.property` is not applied here: the controller applies it to these bytes.
     async fn get(&self, remote: &RemoteRef) -> Result<SecretValue, ProviderError> {
-        self.fetch(remote).await
+        let id = self.id(remote);
+        if remote.fetch_metadata {
+            read::tags(&self.client, &id).await
+        } else {
+            read::value(&self.client, &id, remote.version.as_deref()).await
+        }
     }
 
     async fn get_map(
         &self,
         remote: &RemoteRef,
     ) -> Result<BTreeMap<String, SecretValue>, ProviderError> {
-        let value = self.fetch(remote).await?;
+        let value = self.get(remote).await?;
         let object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(value.expose()).map_err(|_| {
-                ProviderError::invalid(format!("secret {:?} is not a JSON object", remote.key))
+                ProviderError::invalid(format!(
+                    "secret {:?} is not a JSON object, so it cannot be split into keys: store \
+                     it as a JSON object, or read it whole with spec.data",
+                    self.id(remote)
+                ))
             })?;
         Ok(object
             .into_iter()
@@ -100,9 +88,10 @@ impl SecretProvider for SecretsManager {
 
     async fn find(
         &self,
-        _query: &FindQuery,
+        query: &FindQuery,
     ) -> Result<BTreeMap<String, SecretValue>, ProviderError> {
-        Err(ProviderError::invalid("find is not implemented yet"))
+        let plan = find::FindPlan::new(query)?;
+        find::find(&self.client, &plan).await
     }
 
     async fn put(&self, _remote: &RemoteRef, _value: &SecretValue) -> Result<(), ProviderError> {
@@ -116,16 +105,11 @@ impl SecretProvider for SecretsManager {
     /// GetCallerIdentity needs no permission, so it proves the credentials without assuming what
     /// the identity may read.
     async fn validate(&self) -> Result<Validation, ProviderError> {
-        self.sts.get_caller_identity().send().await.map_err(|e| {
-            let err = e.into_service_error();
-            ProviderError::new(
-                classify_error_code(err.code()),
-                format!(
-                    "the credentials were refused by STS GetCallerIdentity: {}",
-                    err.message().unwrap_or("no details")
-                ),
-            )
-        })?;
+        self.sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| call_error(Call::GetCallerIdentity, "the store's credentials", e))?;
         Ok(Validation::Ready)
     }
 

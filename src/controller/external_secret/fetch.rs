@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client, ResourceExt};
-use lockstep_provider_api::{ErrorClass, ProviderError, RemoteRef, SecretProvider, SecretValue};
+use lockstep_provider_api::{
+    ErrorClass, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue,
+};
 
 use crate::api::external_secret::{
-    DeletionPolicy, ExternalSecret, MetadataPolicy, RemoteRef as SpecRemoteRef,
+    DeletionPolicy, ExternalSecret, ExternalSecretFind, MetadataPolicy, RemoteRef as SpecRemoteRef,
 };
 use crate::api::meta::{SecretStoreRef, StoreKind};
 use crate::controller::connect::{self, ConnectError};
@@ -206,6 +208,7 @@ pub async fn fetch(
             .or_else(|| default_store.clone());
         let label = match &entry.extract {
             Some(r) => format!("spec.dataFrom[{index}] (key={})", r.key),
+            None if entry.find.is_some() => format!("spec.dataFrom[{index}].find"),
             None => format!("spec.dataFrom[{index}]"),
         };
         let wrap = |source: EntryError| FetchError::Entry {
@@ -213,12 +216,31 @@ pub async fn fetch(
             source,
         };
         let Some(extract) = &entry.extract else {
-            let what = if entry.find.is_some() {
-                "dataFrom.find"
-            } else {
-                "dataFrom with a generator"
+            let Some(find) = &entry.find else {
+                return Err(wrap(EntryError::Unsupported("dataFrom with a generator")));
             };
-            return Err(wrap(EntryError::Unsupported(what)));
+            if !entry.rewrite.is_empty() {
+                return Err(wrap(EntryError::Unsupported("dataFrom.rewrite")));
+            }
+            let provider = resolver
+                .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
+                .await?;
+            match provider.find(&find_query(find)).await {
+                // Keyed by remote secret name; the key conversion and decoding happen in assemble.
+                Ok(map) => data_from.push(DataFromResult {
+                    index,
+                    source: DataFromSource::Find,
+                    data: map,
+                    keys: KeyHandling::Convert(find.conversion_strategy.unwrap_or_default()),
+                    decoding: find.decoding_strategy.unwrap_or_default(),
+                    null_bytes: find.null_byte_policy.unwrap_or_default(),
+                }),
+                Err(e) if e.class == ErrorClass::NotFound && skip_missing => {
+                    missing.push(label.clone())
+                }
+                Err(e) => return Err(wrap(e.into())),
+            }
+            continue;
         };
         if !entry.rewrite.is_empty() {
             return Err(wrap(EntryError::Unsupported("dataFrom.rewrite")));
@@ -302,6 +324,19 @@ fn not_found_hint(mut e: ProviderError) -> ProviderError {
         );
     }
     e
+}
+
+fn find_query(find: &ExternalSecretFind) -> FindQuery {
+    FindQuery {
+        // An empty prefix selects every name, the same as no path; AWS is not asked to filter on it.
+        path: find.path.clone().filter(|p| !p.is_empty()),
+        // A `name` without `regexp` matches every name, as ESO's empty pattern does.
+        name_regexp: find
+            .name
+            .as_ref()
+            .map(|n| n.regexp.clone().unwrap_or_default()),
+        tags: find.tags.clone(),
+    }
 }
 
 fn remote(r: &SpecRemoteRef) -> RemoteRef {
