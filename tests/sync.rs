@@ -456,6 +456,27 @@ async fn a_service_account_without_a_role_is_reported_on_the_store() {
         message.contains("eks.amazonaws.com/role-arn"),
         "the message says what to do: {message}"
     );
+
+    // An ExternalSecret using the store says why, and writes nothing.
+    apply(
+        &client,
+        ns.name(),
+        &es_yaml(
+            "app",
+            "aws",
+            "1h",
+            &[("password", &unique("norole/password"))],
+        ),
+    )
+    .await;
+    let es_api: Api<ExternalSecret> = Api::namespaced(client.clone(), ns.name());
+    let es_message = wait_for_reason(&es_api, "app", "SecretSyncedError").await;
+    assert!(
+        es_message.contains("an IAM role must be associated with service account plain"),
+        "{es_message}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns.name());
+    assert!(secrets.get_opt("app").await.unwrap().is_none());
 }
 
 /// Runs last in spirit: it reads what every other test made lockstep print and write.
