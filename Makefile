@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help build tools env-up env-down test demo crds lint ci
+.PHONY: help build tools env-up env-down test demo crds lint ci bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ demo: ## run lockstep against the local control plane with the seed guide's mani
 
 crds: ## regenerate crds/ from the Rust types
 	cargo run -q -- crds --out-dir crds
+
+bench: ## apply-to-Secret latency and AWS calls per refresh (results: BENCHMARKS.md)
+	scripts/bench-sync.sh 100
 
 lint: ## formatting and clippy, as CI checks them
 	cargo fmt --all -- --check

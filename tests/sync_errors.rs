@@ -561,6 +561,10 @@ async fn the_aws_endpoint_down_and_back_up() {
     );
     assert!(message.contains(&key), "names the key: {message}");
     assert!(message.contains("retr"), "says lockstep retries: {message}");
+    assert!(
+        !message.contains("DispatchFailure"),
+        "no SDK internals in the status: {message}"
+    );
     wait_for_event(&client, ns.name(), "app", ("Warning", "UpdateFailed"), &key).await;
     assert_unchanged(&secrets, &before).await;
 
@@ -633,10 +637,16 @@ async fn access_denied_is_reported_and_nothing_is_written() {
         "{message}"
     );
     assert!(message.contains(&key), "names the key: {message}");
-    // What the message says beyond that is the AWS provider's reading of the denial. moto answers
-    // an IAM denial of a JSON-protocol call (Secrets Manager) with an XML ErrorResponse, where AWS
-    // answers JSON `AccessDeniedException`; the AWS SDK for Rust cannot parse moto's body, so the
-    // error reaches lockstep without a code or message and is not checked here.
+    // moto answers an IAM denial of a JSON-protocol call with an XML body the SDK cannot parse
+    // (AWS answers JSON AccessDeniedException); the HTTP 403 alone makes it a denial.
+    assert!(
+        message.contains("was denied"),
+        "says it was denied: {message}"
+    );
+    assert!(
+        message.contains("must allow secretsmanager:GetSecretValue"),
+        "says which permission is missing: {message}"
+    );
     wait_for_event(&client, ns.name(), "app", ("Warning", "UpdateFailed"), &key).await;
     assert_absent(&secrets, "app").await;
     assert_no_value_leaked(&client, ns.name(), &[&private.log], &[&value, secret_key]).await;

@@ -3,6 +3,7 @@
 //! messages and from names lockstep chose, never from a secret value.
 use std::error::Error as StdError;
 
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use lockstep_provider_api::{ErrorClass, ProviderError};
 
@@ -77,12 +78,27 @@ impl Call {
 }
 
 /// The error of a failed call on `subject` (such as `secret "team/db"`).
-pub(crate) fn call_error<E, R>(call: Call, subject: &str, err: SdkError<E, R>) -> ProviderError
+pub(crate) fn call_error<E>(
+    call: Call,
+    subject: &str,
+    err: SdkError<E, HttpResponse>,
+) -> ProviderError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match &err {
+        // An IAM denial without an error code in the body (some endpoints and proxies answer a
+        // bare or HTML 403) is still a denial, not an outage to retry.
+        SdkError::ServiceError(service)
+            if service.err().code().is_none() && service.raw().status().as_u16() == 403 =>
+        {
+            service_error(
+                call,
+                subject,
+                Some("AccessDenied"),
+                Some("HTTP 403 without details"),
+            )
+        }
         SdkError::ServiceError(service) => {
             service_error(call, subject, service.err().code(), service.err().message())
         }
@@ -99,7 +115,7 @@ where
                  spec.provider.aws.region and network access to the {service} endpoint (a VPC \
                  endpoint, a proxy, or AWS_ENDPOINT_URL); lockstep retries with backoff",
                 call.name(),
-                sanitize(&DisplayErrorContext(&err).to_string()),
+                sanitize(&root_cause(&err)),
                 service = call.service(),
             ),
         ),
@@ -114,6 +130,16 @@ where
             ),
         ),
     }
+}
+
+/// The innermost cause of a transport failure ("Connection refused (os error 111)", "timed
+/// out"): the SDK's own wrappers add only their internal names.
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// The error for an error code AWS returned for a call on `subject`.
