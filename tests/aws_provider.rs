@@ -14,17 +14,17 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::Tag;
-use common::{TestNamespace, client, env, eventually, lockstep, secrets_manager, unique};
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use common::{
+    TestNamespace, WAIT, apply_manifest, client, env, eventually, lockstep, secret_text,
+    secrets_manager, tenant, unique, wait_for_reason,
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use lockstep::api::external_secret::ExternalSecret;
 use lockstep_provider_api::{ErrorClass, FindQuery, RemoteRef, SecretProvider, SecretValue};
 use lockstep_provider_aws::credentials::{BaseCredentials, Identity, connect};
 use lockstep_provider_aws::{RetrySettings, SecretsManager};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(90);
 
 async fn provider() -> SecretsManager {
     env("AWS_ENDPOINT_URL");
@@ -444,57 +444,6 @@ async fn a_region_that_is_not_an_aws_region_is_refused() {
 
 // --- An ExternalSecret with dataFrom.find, through `lockstep run` --------------------------------
 
-/// Applies a manifest into `namespace`, as `kubectl apply` would (as in tests/sync.rs).
-async fn apply(client: &Client, namespace: &str, mut value: Value) {
-    value["metadata"]["namespace"] = json!(namespace);
-    let name = value["metadata"]["name"].as_str().unwrap().to_owned();
-    let (api_version, kind) = (
-        value["apiVersion"].as_str().unwrap().to_owned(),
-        value["kind"].as_str().unwrap().to_owned(),
-    );
-    let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, &kind);
-    let (resource, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
-    let api: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource);
-    api.patch(
-        &name,
-        &PatchParams::apply("lockstep-tests").force(),
-        &Patch::Apply(&value),
-    )
-    .await
-    .unwrap();
-}
-
-/// A namespace with an IRSA ServiceAccount and a SecretStore `aws` that uses it.
-async fn tenant(client: &Client, prefix: &str) -> TestNamespace {
-    lockstep();
-    let ns = TestNamespace::new(client, prefix).await;
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns.name());
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some("tenant".into()),
-            annotations: Some(BTreeMap::from([(
-                "eks.amazonaws.com/role-arn".to_string(),
-                format!("arn:aws:iam::123456789012:role/{}", ns.name()),
-            )])),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    sas.create(&PostParams::default(), &sa).await.unwrap();
-    let store = json!({
-        "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-        "metadata": {"name": "aws"},
-        "spec": {"provider": {"aws": {
-            "service": "SecretsManager", "region": "us-east-1",
-            "auth": {"jwt": {"serviceAccountRef": {"name": "tenant"}}},
-        }}},
-    });
-    apply(client, ns.name(), store).await;
-    ns
-}
-
 fn find_external_secret(name: &str, data_from: Value) -> Value {
     json!({
         "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
@@ -506,23 +455,6 @@ fn find_external_secret(name: &str, data_from: Value) -> Value {
             "dataFrom": data_from,
         },
     })
-}
-
-async fn secret_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
-    let s = api.get_opt(name).await.unwrap()?;
-    Some(
-        s.data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect(),
-    )
-}
-
-async fn ready_condition(api: &Api<ExternalSecret>, name: &str) -> Option<(String, String)> {
-    let es = api.get(name).await.unwrap();
-    let c = es.status?.conditions.into_iter().next()?;
-    Some((c.reason.unwrap_or_default(), c.message.unwrap_or_default()))
 }
 
 #[tokio::test]
@@ -543,7 +475,7 @@ async fn an_external_secret_syncs_what_find_selects() {
     .await;
     create(&sm, &format!("{root}/unrelated"), "not-selected", &[]).await;
 
-    apply(
+    apply_manifest(
         &client,
         ns.name(),
         find_external_secret(
@@ -564,31 +496,20 @@ async fn an_external_secret_syncs_what_find_selects() {
     ]);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns.name());
     eventually("the Secret to hold what find selected", WAIT, || async {
-        (secret_data(&secrets, "found").await.as_ref() == Some(&want)).then_some(())
+        (secret_text(&secrets, "found").await.as_ref() == Some(&want)).then_some(())
     })
     .await;
     let es_api: Api<ExternalSecret> = Api::namespaced(client.clone(), ns.name());
-    let (reason, _) = eventually("SecretSynced", WAIT, || async {
-        ready_condition(&es_api, "found")
-            .await
-            .filter(|(r, _)| r == "SecretSynced")
-    })
-    .await;
-    assert_eq!(reason, "SecretSynced");
+    wait_for_reason(&es_api, "found", "SecretSynced").await;
 
     // A find with neither a name nor tags is reported on the ExternalSecret, as ESO does.
-    apply(
+    apply_manifest(
         &client,
         ns.name(),
         find_external_secret("path-only", json!([{"find": {"path": format!("{root}/")}}])),
     )
     .await;
-    let (_, message) = eventually("SecretSyncedError", WAIT, || async {
-        ready_condition(&es_api, "path-only")
-            .await
-            .filter(|(r, _)| r == "SecretSyncedError")
-    })
-    .await;
+    let message = wait_for_reason(&es_api, "path-only", "SecretSyncedError").await;
     assert!(
         message.contains("spec.dataFrom[0].find") && message.contains("name.regexp or tags"),
         "{message}"
@@ -605,7 +526,7 @@ async fn a_store_with_a_region_that_is_not_an_aws_region_is_not_ready() {
         "metadata": {"name": "mars"},
         "spec": {"provider": {"aws": {"service": "SecretsManager", "region": "mars-north-9"}}},
     });
-    apply(&client, ns.name(), store).await;
+    apply_manifest(&client, ns.name(), store).await;
     let stores: Api<lockstep::api::secret_store::SecretStore> =
         Api::namespaced(client.clone(), ns.name());
     let message = eventually("the store to report its region", WAIT, || async {

@@ -7,54 +7,20 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{TestNamespace, client, eventually, lockstep, put_remote, secrets_manager, unique};
+use common::{
+    TestNamespace, WAIT, apply_manifest, client, eventually, lockstep, put_remote, secrets_manager,
+    service_account, tenant, unique, wait_for_data, wait_for_reason,
+};
 use k8s_openapi::api::core::v1::{Event, Secret, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use lockstep::api::external_secret::ExternalSecret;
 use lockstep::api::secret_store::SecretStore;
-use serde_json::{Value, json};
+use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(60);
-
-/// Applies a manifest (YAML, possibly at v1beta1) into `namespace`, as `kubectl apply` would.
+/// Applies a YAML manifest (any version, v1beta1 included) into `namespace`.
 async fn apply(client: &Client, namespace: &str, yaml: &str) {
-    let mut value: Value = serde_saphyr::from_str(yaml).unwrap();
-    value["metadata"]["namespace"] = json!(namespace);
-    let name = value["metadata"]["name"].as_str().unwrap().to_owned();
-    let (api_version, kind) = (
-        value["apiVersion"].as_str().unwrap().to_owned(),
-        value["kind"].as_str().unwrap().to_owned(),
-    );
-    let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, &kind);
-    let (resource, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
-    let api: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource);
-    api.patch(
-        &name,
-        &PatchParams::apply("lockstep-tests").force(),
-        &Patch::Apply(&value),
-    )
-    .await
-    .unwrap();
-}
-
-/// A ServiceAccount with an IRSA role annotation, as the seed guide assumes.
-async fn irsa_service_account(client: &Client, namespace: &str, name: &str, role: &str) {
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            annotations: Some(BTreeMap::from([(
-                "eks.amazonaws.com/role-arn".to_string(),
-                role.to_string(),
-            )])),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    sas.create(&PostParams::default(), &sa).await.unwrap();
+    apply_manifest(client, namespace, serde_saphyr::from_str(yaml).unwrap()).await;
 }
 
 fn store_yaml(name: &str, sa: &str) -> String {
@@ -90,71 +56,6 @@ spec:
     )
 }
 
-/// A namespace with an IRSA ServiceAccount and a Ready SecretStore named `aws`.
-async fn tenant(client: &Client, prefix: &str) -> TestNamespace {
-    lockstep();
-    let ns = TestNamespace::new(client, prefix).await;
-    irsa_service_account(
-        client,
-        ns.name(),
-        "tenant",
-        &format!("arn:aws:iam::123456789012:role/{}", ns.name()),
-    )
-    .await;
-    apply(client, ns.name(), &store_yaml("aws", "tenant")).await;
-    ns
-}
-
-async fn secret_data(api: &Api<Secret>, name: &str) -> Option<BTreeMap<String, String>> {
-    let s = api.get_opt(name).await.unwrap()?;
-    Some(
-        s.data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect(),
-    )
-}
-
-async fn wait_for_data(api: &Api<Secret>, name: &str, expected: &[(&str, &str)]) -> Secret {
-    let expected: BTreeMap<String, String> = expected
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    eventually(
-        &format!("Secret {name} to hold {:?}", expected.keys()),
-        WAIT,
-        || async { (secret_data(api, name).await.as_ref() == Some(&expected)).then_some(()) },
-    )
-    .await;
-    api.get(name).await.unwrap()
-}
-
-async fn ready(es_api: &Api<ExternalSecret>, name: &str) -> (String, String, String) {
-    let es = es_api.get(name).await.unwrap();
-    let c = es.status.and_then(|s| s.conditions.into_iter().next());
-    c.map(|c| {
-        (
-            c.status.to_string(),
-            c.reason.unwrap_or_default(),
-            c.message.unwrap_or_default(),
-        )
-    })
-    .unwrap_or_default()
-}
-
-async fn wait_for_reason(es_api: &Api<ExternalSecret>, name: &str, reason: &str) -> String {
-    eventually(
-        &format!("ExternalSecret {name} to report {reason}"),
-        WAIT,
-        || async {
-            let (_, r, message) = ready(es_api, name).await;
-            (r == reason).then_some(message)
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn the_seed_guide_syncs_as_written() {
     let client = client().await;
@@ -163,11 +64,11 @@ async fn the_seed_guide_syncs_as_written() {
     let sm = secrets_manager().await;
     put_remote(&sm, "prod/app/db-password", "seed-db-password-1").await;
     put_remote(&sm, "prod/app/api-key", "seed-api-key-1").await;
-    irsa_service_account(
+    service_account(
         &client,
         ns.name(),
         "external-secrets-sa",
-        "arn:aws:iam::123456789012:role/seed",
+        Some("arn:aws:iam::123456789012:role/seed"),
     )
     .await;
     apply(

@@ -193,6 +193,38 @@ where
     .unwrap_or_else(|e| panic!("applying {name}: {e}"))
 }
 
+/// Applies a manifest of any kind and version (v1beta1 included) into `namespace`, finding its
+/// resource by discovery, as `kubectl apply --server-side` would.
+pub async fn apply_manifest(client: &Client, namespace: &str, mut value: serde_json::Value) {
+    value["metadata"]["namespace"] = serde_json::json!(namespace);
+    let name = value["metadata"]["name"]
+        .as_str()
+        .expect("the manifest has a name")
+        .to_owned();
+    let api_version = value["apiVersion"]
+        .as_str()
+        .expect("the manifest has an apiVersion")
+        .to_owned();
+    let kind = value["kind"]
+        .as_str()
+        .expect("the manifest has a kind")
+        .to_owned();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, &kind);
+    let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .unwrap_or_else(|e| panic!("discovering {api_version} {kind}: {e}"));
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &resource);
+    api.patch(
+        &name,
+        &kube::api::PatchParams::apply("lockstep-tests").force(),
+        &kube::api::Patch::Apply(&value),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+}
+
 /// A ServiceAccount, with an IRSA role annotation when `role` is set.
 pub async fn service_account(client: &Client, namespace: &str, name: &str, role: Option<&str>) {
     let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
