@@ -24,12 +24,17 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start; boxing the largest variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the CustomResourceDefinitions of external-secrets.io (or write them to a directory).
     Crds(CrdsArgs),
     /// Run the controllers against the cluster in KUBECONFIG (or the in-cluster config).
     Run(RunArgs),
+    /// Work with audit logs.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +46,9 @@ pub struct CrdsArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub audit: AuditArgs,
+
     /// Handle only stores whose spec.controller is empty or equal to this class, so lockstep can
     /// run beside ESO and take over one store at a time.
     #[arg(long, env = "LOCKSTEP_CONTROLLER_CLASS", default_value = "default")]
@@ -77,5 +85,79 @@ pub fn init_tracing(format: &LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of an audit log file; names the first changed, removed or reordered
+    /// record and exits 1, or prints a summary and exits 0.
+    Verify {
+        /// A file written by `--audit-log file:PATH` (or a receiver's copy of one stream).
+        file: PathBuf,
+    },
+}
+
+/// The audit log (docs/audit.md).
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Where audit records go: `stdout`, `file:PATH`, or an `http://` / `https://` URL that
+    /// receives batched POSTs of JSON lines. Repeat for several sinks. None: auditing is off.
+    #[arg(long = "audit-log", value_name = "SINK")]
+    pub audit_log: Vec<crate::audit::sink::SinkSpec>,
+
+    /// Only records about this namespace (repeatable). None: every namespace.
+    #[arg(long = "audit-namespace", value_name = "NS")]
+    pub audit_namespace: Vec<String>,
+
+    /// Where HTTP sinks spool records until the receiver takes them (keep it on a volume that
+    /// survives a restart).
+    #[arg(
+        long,
+        env = "LOCKSTEP_AUDIT_SPOOL_DIR",
+        default_value = "/var/lib/lockstep/audit-spool"
+    )]
+    pub audit_spool_dir: PathBuf,
+
+    /// The most undelivered bytes an HTTP sink's spool holds.
+    #[arg(long, env = "LOCKSTEP_AUDIT_SPOOL_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub audit_spool_max_bytes: u64,
+
+    /// When a spool is full: `drop` keeps syncing and counts the records lost; `block` writes no
+    /// Secret until the receiver takes records again.
+    #[arg(long, env = "LOCKSTEP_AUDIT_SPOOL_FULL", value_enum, default_value_t = crate::audit::SpoolFullPolicy::Drop)]
+    pub audit_spool_full: crate::audit::SpoolFullPolicy,
+
+    /// A `file:` sink is rotated to PATH.1 when it would grow past this size.
+    #[arg(long, env = "LOCKSTEP_AUDIT_FILE_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub audit_file_max_bytes: u64,
+
+    /// How many rotated files (PATH.1 ... PATH.N) are kept.
+    #[arg(long, env = "LOCKSTEP_AUDIT_FILE_KEEP", default_value_t = 5)]
+    pub audit_file_keep: usize,
+
+    /// The Secret, in lockstep's own namespace (`LOCKSTEP_NAMESPACE_SELF`, `POD_NAMESPACE`, else
+    /// `default`), holding the key of the value fingerprints; created on first start.
+    #[arg(
+        long,
+        env = "LOCKSTEP_AUDIT_KEY_SECRET",
+        default_value = "lockstep-audit-key"
+    )]
+    pub audit_key_secret: String,
+}
+
+impl AuditArgs {
+    pub fn settings(&self) -> crate::audit::AuditSettings {
+        crate::audit::AuditSettings {
+            sinks: self.audit_log.clone(),
+            namespaces: self.audit_namespace.clone(),
+            spool_dir: self.audit_spool_dir.clone(),
+            spool_max_bytes: self.audit_spool_max_bytes,
+            spool_full: self.audit_spool_full,
+            file_max_bytes: self.audit_file_max_bytes,
+            file_keep: self.audit_file_keep,
+            key_secret: self.audit_key_secret.clone(),
+            key_namespace: crate::audit::key::own_namespace(),
+        }
     }
 }

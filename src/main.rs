@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use lockstep::cli::{Cli, Command};
+use lockstep::cli::{AuditCommand, Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,5 +10,16 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crds(args) => lockstep::crdgen::run(&args),
         Command::Run(args) => lockstep::run::run(&args).await,
+        Command::Audit(AuditCommand::Verify { file }) => match lockstep::audit::verify::file(&file)
+        {
+            Ok(summary) => {
+                println!("{summary}");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1)
+            }
+        },
     }
 }

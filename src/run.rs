@@ -38,7 +38,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             missing.join(", ")
         );
     }
+    let audit = crate::audit::Auditor::start(&client, &args.audit.settings())
+        .await
+        .context("starting the audit log")?;
     let settings = Settings {
+        audit,
         controller_class: args.controller_class.clone(),
         store_refresh: args.store_requeue_interval,
         namespace: Some(args.namespace.clone()).filter(|n| !n.is_empty()),

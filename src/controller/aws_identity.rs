@@ -286,6 +286,55 @@ impl Resolved {
         })
     }
 
+    /// Who lockstep becomes for the tenant, for the audit log: no credential material.
+    pub fn tenant(&self, assumed_session: &str) -> crate::audit::record::Tenant {
+        let last_role = self
+            .role
+            .as_ref()
+            .map(|r| r.arn.clone())
+            .or_else(|| self.additional_roles.last().cloned());
+        let (service_account, web_role, session, credentials) = match &self.plan {
+            Plan::WebIdentity {
+                namespace,
+                name,
+                role_arn,
+                ..
+            } => (
+                Some(format!("{namespace}/{name}")),
+                Some(role_arn.clone()),
+                Some(session_name(namespace, name)),
+                "web-identity",
+            ),
+            Plan::Static { .. } => (None, None, None, "static"),
+            Plan::DefaultChain => (None, None, None, "default-chain"),
+        };
+        let chained = last_role.is_some();
+        crate::audit::record::Tenant {
+            service_account,
+            role_arn: last_role.or(web_role),
+            role_session_name: if chained {
+                Some(assumed_session.to_owned())
+            } else {
+                session
+            },
+            credentials: credentials.into(),
+        }
+    }
+
+    /// The calls a credential exchange makes, in order.
+    pub fn exchange_calls(&self) -> Vec<String> {
+        let mut calls: Vec<String> = match &self.plan {
+            Plan::WebIdentity { .. } => {
+                vec!["TokenRequest".into(), "AssumeRoleWithWebIdentity".into()]
+            }
+            Plan::Static { .. } => vec![],
+            Plan::DefaultChain => vec!["DefaultCredentialsChain".into()],
+        };
+        let roles = self.additional_roles.len() + usize::from(self.role.is_some());
+        calls.extend(std::iter::repeat_n("AssumeRole".to_string(), roles));
+        calls
+    }
+
     /// The web identity's role, when the store uses one.
     pub fn web_identity_role(&self) -> Option<&str> {
         match &self.plan {
@@ -297,7 +346,7 @@ impl Resolved {
 
 /// A role session name that says which tenant the credentials are for, so CloudTrail shows it.
 /// STS allows 64 characters of `[\w+=,.@-]`.
-fn session_name(namespace: &str, service_account: &str) -> String {
+pub fn session_name(namespace: &str, service_account: &str) -> String {
     let raw = format!("lockstep@{namespace}.{service_account}");
     raw.chars()
         .filter(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(*c))

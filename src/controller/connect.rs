@@ -12,7 +12,23 @@ use super::stores::Store;
 use crate::api::provider::Provider;
 use crate::api::provider_aws::{AwsProvider, AwsService};
 use crate::api::secret_store::RetrySettings;
+use crate::audit::record::{Draft, ObjectRef, Remote, ResponseStatus, Tenant, Trigger, Verb};
 use crate::fetch::{CacheKey, ClientCache};
+
+/// Who asked for the connection, for the audit record of a credential exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    pub auditor: &'a crate::audit::Auditor,
+    /// The ExternalSecret being synced; `None` when a store is validated on its own.
+    pub object: Option<&'a ObjectRef>,
+    pub trigger: Trigger,
+}
+
+/// A connected provider, and the identity it acts with (for the audit log).
+pub struct Connected {
+    pub provider: Arc<dyn SecretProvider>,
+    pub tenant: Option<Tenant>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -33,16 +49,22 @@ pub async fn provider(
     cache: &ClientCache,
     store: &Store,
     consumer_namespace: Option<&str>,
-) -> Result<Arc<dyn SecretProvider>, ConnectError> {
+    audit: Audit<'_>,
+) -> Result<Connected, ConnectError> {
     match store.spec.provider.single()? {
-        Provider::Aws(aws) => aws_provider(client, cache, store, aws, consumer_namespace).await,
+        Provider::Aws(aws) => {
+            aws_provider(client, cache, store, aws, consumer_namespace, audit).await
+        }
         Provider::Fake(fake) => {
             let entries = fake.data.iter().map(|d| FakeEntry {
                 key: d.key.clone(),
                 value: SecretValue::from(d.value.clone()),
                 version: d.version.clone(),
             });
-            Ok(Arc::new(FakeProvider::new(entries)))
+            Ok(Connected {
+                provider: Arc::new(FakeProvider::new(entries)),
+                tenant: None,
+            })
         }
         other => Err(ConnectError::Unsupported(format!(
             "the {} provider is accepted by the schema but not implemented yet; supported today: aws (SecretsManager) and fake",
@@ -57,7 +79,8 @@ async fn aws_provider(
     store: &Store,
     aws: &AwsProvider,
     consumer_namespace: Option<&str>,
-) -> Result<Arc<dyn SecretProvider>, ConnectError> {
+    audit: Audit<'_>,
+) -> Result<Connected, ConnectError> {
     if aws.service != AwsService::SecretsManager {
         return Err(ConnectError::Unsupported(format!(
             "AWS service {:?} is not implemented yet; use service: SecretsManager",
@@ -81,13 +104,35 @@ async fn aws_provider(
         consumer_namespace: consumer_namespace.unwrap_or_default().to_owned(),
         sources: resolved.source.objects.clone(),
     };
+    // Roles assumed after the base credentials name the tenant too, so CloudTrail can be joined
+    // with the audit log's roleSessionName.
+    let assumed_session = aws_identity::session_name(
+        consumer_namespace
+            .or(store.namespace.as_deref())
+            .unwrap_or("cluster"),
+        &store.name,
+    );
+    let tenant = resolved.tenant(&assumed_session);
+    let exchange = &exchange_draft(store, aws, &resolved, &tenant, audit);
+    let record_failure = |e: ConnectError| {
+        let mut draft = exchange.clone();
+        draft.response_status = ResponseStatus::failure(class_of(&e).as_str(), e.to_string());
+        audit.auditor.emit(draft);
+        e
+    };
     let prefix = aws.prefix.clone();
     let store_id = store.id();
     cache
         .get_or_connect(key, || async move {
-            let mut identity = resolved.identity(client).await?;
+            let mut identity = resolved
+                .identity(client)
+                .await
+                .map_err(|e| record_failure(e.into()))?;
             identity.retry = retry;
-            let connected = lockstep_provider_aws::credentials::connect(&identity).await?;
+            identity.session_name = assumed_session;
+            let connected = lockstep_provider_aws::credentials::connect(&identity)
+                .await
+                .map_err(|e| record_failure(e.into()))?;
             // One line per credential exchange (never per reconcile): who lockstep became, for whom.
             tracing::info!(
                 store = %store_id,
@@ -99,11 +144,36 @@ async fn aws_provider(
                 },
                 "exchanged AWS credentials"
             );
+            audit.auditor.emit(exchange.clone());
             let provider: Arc<dyn SecretProvider> =
                 Arc::new(SecretsManager::new(&connected.config, prefix));
             Ok::<_, ConnectError>((provider, connected.expires_at))
         })
         .await
+        .map(|provider| Connected {
+            provider,
+            tenant: Some(tenant),
+        })
+}
+
+/// The audit record of one credential exchange, before its outcome.
+fn exchange_draft(
+    store: &Store,
+    aws: &AwsProvider,
+    resolved: &aws_identity::Resolved,
+    tenant: &Tenant,
+    audit: Audit<'_>,
+) -> Draft {
+    let mut draft = Draft::new(Verb::Exchange, audit.trigger);
+    draft.tenant = Some(tenant.clone());
+    draft.object_ref = audit.object.cloned();
+    draft.store = Some(super::audited::store_ref(store, "aws", Some(&aws.region)));
+    draft.remote = Some(Remote {
+        key: tenant.role_arn.clone(),
+        calls: resolved.exchange_calls(),
+        ..Default::default()
+    });
+    draft
 }
 
 /// `spec.retrySettings` as the AWS provider takes it; `None` keeps the SDK's defaults.

@@ -19,6 +19,8 @@ pub const REPORTER: &str = "lockstep";
 pub struct Settings {
     /// Stores whose `spec.controller` is set to something else are left to another controller.
     pub controller_class: String,
+    /// Where the audit records of every operation go (disabled: nowhere).
+    pub audit: crate::audit::Auditor,
     /// How often stores are validated again when they do not say.
     pub store_refresh: Duration,
     /// Only this namespace's ExternalSecrets and SecretStores; ClusterSecretStores are left alone.
@@ -29,6 +31,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             controller_class: "default".into(),
+            audit: crate::audit::Auditor::disabled(),
             store_refresh: Duration::from_secs(300),
             namespace: None,
         }

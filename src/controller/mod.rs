@@ -1,4 +1,5 @@
 //! The controllers: one module per reconciled kind.
+mod audited;
 pub mod aws_identity;
 mod connect;
 mod context;

@@ -119,30 +119,43 @@ async fn reconcile<K: StoreKindExt>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Ac
     };
     // A SecretStore is validated as its own namespace uses it, so ExternalSecrets reuse these credentials.
     let consumer = store.namespace.clone();
-    let (condition, capabilities) =
-        match connect::provider(&ctx.client, &ctx.clients, &store, consumer.as_deref()).await {
-            Ok(provider) => match provider.validate().await {
-                Ok(Validation::Ready) => (
-                    ok(reason::VALID, reason::MSG_VALID),
-                    Some(provider.capabilities()),
-                ),
-                Ok(Validation::Unknown) => (
-                    ok(reason::VALIDATION_UNKNOWN, reason::MSG_VALIDATION_UNKNOWN),
-                    Some(provider.capabilities()),
-                ),
-                Err(e) => (failed(reason::MSG_VALIDATION_FAILED, &e.to_string()), None),
-            },
-            // A ClusterSecretStore whose auth depends on the ExternalSecret's namespace cannot be
-            // checked alone: ESO reports it Ready with ValidationUnknown, and so does lockstep.
-            Err(ConnectError::Auth(AuthError::Referent { .. })) => (
-                ok(reason::VALIDATION_UNKNOWN, reason::MSG_VALIDATION_UNKNOWN),
-                None,
+    let audit = connect::Audit {
+        auditor: &ctx.settings.audit,
+        object: None,
+        trigger: crate::audit::Trigger::StoreChange,
+    };
+    let connected = connect::provider(
+        &ctx.client,
+        &ctx.clients,
+        &store,
+        consumer.as_deref(),
+        audit,
+    )
+    .await
+    .map(|c| c.provider);
+    let (condition, capabilities) = match connected {
+        Ok(provider) => match provider.validate().await {
+            Ok(Validation::Ready) => (
+                ok(reason::VALID, reason::MSG_VALID),
+                Some(provider.capabilities()),
             ),
-            Err(e) => {
-                ctx.clients.forget_store(&store.id());
-                (failed(reason::MSG_CLIENT_FAILED, &e.to_string()), None)
-            }
-        };
+            Ok(Validation::Unknown) => (
+                ok(reason::VALIDATION_UNKNOWN, reason::MSG_VALIDATION_UNKNOWN),
+                Some(provider.capabilities()),
+            ),
+            Err(e) => (failed(reason::MSG_VALIDATION_FAILED, &e.to_string()), None),
+        },
+        // A ClusterSecretStore whose auth depends on the ExternalSecret's namespace cannot be
+        // checked alone: ESO reports it Ready with ValidationUnknown, and so does lockstep.
+        Err(ConnectError::Auth(AuthError::Referent { .. })) => (
+            ok(reason::VALIDATION_UNKNOWN, reason::MSG_VALIDATION_UNKNOWN),
+            None,
+        ),
+        Err(e) => {
+            ctx.clients.forget_store(&store.id());
+            (failed(reason::MSG_CLIENT_FAILED, &e.to_string()), None)
+        }
+    };
     let key = ObjectRef::from_obj(obj.as_ref()).to_string();
     let previous = obj.status().cloned().unwrap_or_default();
     let status = next_status(&previous, condition, capabilities, store.generation);

@@ -13,7 +13,8 @@ use crate::api::external_secret::{
     DeletionPolicy, ExternalSecret, ExternalSecretFind, MetadataPolicy, RemoteRef as SpecRemoteRef,
 };
 use crate::api::meta::{SecretStoreRef, StoreKind};
-use crate::controller::connect::{self, ConnectError};
+use crate::controller::audited::{self, ReadSource};
+use crate::controller::connect::{self, Audit, ConnectError};
 use crate::controller::stores::{self, Store, StoreError};
 use crate::fetch::ClientCache;
 use crate::materialize::{
@@ -79,15 +80,16 @@ struct Resolver<'a> {
     client: &'a Client,
     cache: &'a ClientCache,
     namespace: String,
-    providers: HashMap<(StoreKind, String), Arc<dyn SecretProvider>>,
+    providers: HashMap<(StoreKind, String), (Arc<dyn SecretProvider>, ReadSource)>,
     namespace_labels: Option<BTreeMap<String, String>>,
+    audit: Audit<'a>,
 }
 
 impl Resolver<'_> {
     async fn provider(
         &mut self,
         reference: &SecretStoreRef,
-    ) -> Result<Arc<dyn SecretProvider>, FetchError> {
+    ) -> Result<(Arc<dyn SecretProvider>, ReadSource), FetchError> {
         let key = (
             reference.kind_or_default(),
             reference.name.clone().unwrap_or_default(),
@@ -97,14 +99,25 @@ impl Resolver<'_> {
         }
         let store = stores::get(self.client, reference, &self.namespace).await?;
         self.check_allowed(&store).await?;
-        let provider = connect::provider(self.client, self.cache, &store, Some(&self.namespace))
-            .await
-            .map_err(|source| FetchError::Connect {
-                store: format!("{} {:?}", store.kind.as_str(), store.name),
-                source,
-            })?;
-        self.providers.insert(key, provider.clone());
-        Ok(provider)
+        let connected = connect::provider(
+            self.client,
+            self.cache,
+            &store,
+            Some(&self.namespace),
+            self.audit,
+        )
+        .await
+        .map_err(|source| FetchError::Connect {
+            store: format!("{} {:?}", store.kind.as_str(), store.name),
+            source,
+        })?;
+        let source = ReadSource {
+            store: audited::store_of(&store),
+            tenant: connected.tenant,
+        };
+        self.providers
+            .insert(key, (connected.provider.clone(), source.clone()));
+        Ok((connected.provider, source))
     }
 
     async fn check_allowed(&mut self, store: &Store) -> Result<(), FetchError> {
@@ -186,6 +199,7 @@ pub async fn fetch(
     client: &Client,
     cache: &ClientCache,
     es: &ExternalSecret,
+    audit: Audit<'_>,
 ) -> Result<Fetched, FetchError> {
     let mut resolver = Resolver {
         client,
@@ -193,6 +207,7 @@ pub async fn fetch(
         namespace: es.namespace().unwrap_or_default(),
         providers: HashMap::new(),
         namespace_labels: None,
+        audit,
     };
     let skip_missing = es.spec.target.deletion_policy != DeletionPolicy::Retain;
     let default_store = es.spec.secret_store_ref.clone();
@@ -222,10 +237,17 @@ pub async fn fetch(
             if !entry.rewrite.is_empty() {
                 return Err(wrap(EntryError::Unsupported("dataFrom.rewrite")));
             }
-            let provider = resolver
+            let (provider, source) = resolver
                 .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
                 .await?;
-            match provider.find(&find_query(find)).await {
+            let found = provider.find(&find_query(find)).await;
+            match &found {
+                Ok(map) => map
+                    .iter()
+                    .for_each(|(k, v)| audited::read(audit, &source, "find", k, None, Ok(v))),
+                Err(e) => audited::read(audit, &source, "find", &label, None, Err(e)),
+            }
+            match found {
                 // Keyed by remote secret name; the key conversion and decoding happen in assemble.
                 Ok(map) => data_from.push(DataFromResult {
                     index,
@@ -245,10 +267,25 @@ pub async fn fetch(
         if !entry.rewrite.is_empty() {
             return Err(wrap(EntryError::Unsupported("dataFrom.rewrite")));
         }
-        let provider = resolver
+        let (provider, source) = resolver
             .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
             .await?;
-        match provider.get(&remote(extract)).await {
+        let request = remote(extract);
+        let got = provider.get(&request).await;
+        let mode = if request.fetch_metadata {
+            "metadata"
+        } else {
+            "extract"
+        };
+        audited::read(
+            audit,
+            &source,
+            mode,
+            &extract.key,
+            request.version.as_deref(),
+            got.as_ref(),
+        );
+        match got {
             Ok(value) => {
                 let value = materialize::property::select_property(
                     &extract.key,
@@ -286,10 +323,25 @@ pub async fn fetch(
             entry: label.clone(),
             source,
         };
-        let provider = resolver
+        let (provider, source) = resolver
             .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
             .await?;
-        match provider.get(&remote(r)).await {
+        let request = remote(r);
+        let got = provider.get(&request).await;
+        let mode = if request.fetch_metadata {
+            "metadata"
+        } else {
+            "data"
+        };
+        audited::read(
+            audit,
+            &source,
+            mode,
+            &r.key,
+            request.version.as_deref(),
+            got.as_ref(),
+        );
+        match got {
             Ok(value) => {
                 let value = materialize::property::select_property(
                     &r.key,

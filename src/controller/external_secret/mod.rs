@@ -21,6 +21,8 @@ use lockstep_provider_api::ErrorClass;
 use serde_json::json;
 
 use self::status::Outcome;
+use super::audited;
+use super::connect::Audit;
 use super::context::Context;
 use crate::api::conditions::external_secret as reason;
 use crate::api::external_secret::{
@@ -28,6 +30,7 @@ use crate::api::external_secret::{
 };
 use crate::api::meta::StoreKind;
 use crate::api::secret_store::{ClusterSecretStore, SecretStore};
+use crate::audit::Verb;
 use crate::materialize;
 use crate::materialize::hash;
 
@@ -204,12 +207,19 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
         es.metadata.annotations.as_ref(),
     );
 
-    if !refresh::should_refresh(&es, &version, started) && target::is_intact(existing.as_ref(), &es)
-    {
+    let due = refresh::should_refresh(&es, &version, started);
+    let intact = target::is_intact(existing.as_ref(), &es);
+    if !due && intact {
         return Ok(requeue_at_refresh(&es, started));
     }
+    let object = audited::object_ref(&es);
+    let audit = Audit {
+        auditor: &ctx.settings.audit,
+        object: Some(&object),
+        trigger: audited::trigger_of(&ctx.settings.audit, &es, &version, intact, due),
+    };
 
-    let fetched = match fetch::fetch(&ctx.client, &ctx.clients, &es).await {
+    let fetched = match fetch::fetch(&ctx.client, &ctx.clients, &es, audit).await {
         Ok(f) => f,
         Err(fetch::FetchError::StoreNotValidatedYet) => {
             tracing::debug!("waiting for the store to be validated");
@@ -252,106 +262,175 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
     }
 
     let policy = es.spec.target.creation_policy;
-    let outcome =
-        if fetched.data.is_empty() && es.spec.target.deletion_policy != DeletionPolicy::Merge {
-            match es.spec.target.deletion_policy {
-                DeletionPolicy::Delete => {
-                    if let Some(secret) = existing.as_ref().filter(|s| target::is_ours(s, &es)) {
-                        secrets
-                            .delete(&secret.name_any(), &DeleteParams::default())
-                            .await
-                            .map_err(kube_err(format!("deleting Secret {secret_name}")))?;
-                        ctx.event(
-                            &reference,
-                            false,
-                            reason::EVENT_DELETED,
-                            reason::MSG_DELETED.into(),
-                        )
+    let outcome = if fetched.data.is_empty()
+        && es.spec.target.deletion_policy != DeletionPolicy::Merge
+    {
+        match es.spec.target.deletion_policy {
+            DeletionPolicy::Delete => {
+                if let Some(secret) = existing.as_ref().filter(|s| target::is_ours(s, &es)) {
+                    let deleted = secrets
+                        .delete(&secret.name_any(), &DeleteParams::default())
                         .await;
-                    }
-                    Outcome::Synced {
-                        reason: reason::SECRET_DELETED,
-                        message: reason::MSG_DELETED,
-                    }
+                    let removed = audited::keys_removed(Some(secret), &Default::default());
+                    let error = deleted.as_ref().err().map(|e| e.to_string());
+                    let (ns, data) = (namespace.as_str(), &fetched.data);
+                    let record = audited::Written {
+                        verb: Verb::Delete,
+                        namespace: ns,
+                        name: &secret_name,
+                        after: Some(secret),
+                        data,
+                        removed,
+                        error,
+                    };
+                    audited::secret_written(audit, record);
+                    deleted.map_err(kube_err(format!("deleting Secret {secret_name}")))?;
+                    ctx.event(
+                        &reference,
+                        false,
+                        reason::EVENT_DELETED,
+                        reason::MSG_DELETED.into(),
+                    )
+                    .await;
                 }
-                _ => Outcome::Synced {
-                    reason: reason::SECRET_SYNCED,
-                    message: reason::MSG_SYNCED_RETAIN,
-                },
+                Outcome::Synced {
+                    reason: reason::SECRET_DELETED,
+                    message: reason::MSG_DELETED,
+                }
             }
-        } else if policy == CreationPolicy::None {
-            Outcome::Synced {
+            _ => Outcome::Synced {
                 reason: reason::SECRET_SYNCED,
-                message: reason::MSG_SYNCED,
-            }
-        } else if policy == CreationPolicy::Merge && existing.is_none() {
-            Outcome::Synced {
-                reason: reason::SECRET_MISSING,
-                message: reason::MSG_MISSING,
-            }
+                message: reason::MSG_SYNCED_RETAIN,
+            },
+        }
+    } else if policy == CreationPolicy::None {
+        Outcome::Synced {
+            reason: reason::SECRET_SYNCED,
+            message: reason::MSG_SYNCED,
+        }
+    } else if policy == CreationPolicy::Merge && existing.is_none() {
+        Outcome::Synced {
+            reason: reason::SECRET_MISSING,
+            message: reason::MSG_MISSING,
+        }
+    } else {
+        if let Err(guard) = target::check(existing.as_ref(), &es, &fetched.data) {
+            let name = guard.reason();
+            audited::refused(
+                audit,
+                &namespace,
+                existing.as_ref(),
+                &secret_name,
+                name,
+                guard.to_string(),
+            );
+            let message = match guard {
+                target::GuardError::OwnedByAnother { .. } => reason::MSG_OWNED_BY_OTHER,
+                target::GuardError::Immutable { .. } => reason::MSG_UPDATE_IMMUTABLE,
+                _ => reason::MSG_UPDATE_FAILED,
+            };
+            return report_failure(
+                &ctx,
+                &es,
+                message,
+                guard.to_string(),
+                ErrorClass::Invalid,
+                started,
+            )
+            .await;
+        }
+        if let Some(why) = ctx.settings.audit.blocks_writes() {
+            let detail = format!(
+                "not writing Secret {secret_name}: {why}; lockstep runs with --audit-spool-full=block and writes again once the audit sink takes records"
+            );
+            return report_failure(
+                &ctx,
+                &es,
+                reason::MSG_UPDATE_FAILED,
+                detail,
+                ErrorClass::Unavailable,
+                started,
+            )
+            .await;
+        }
+        let desired = target::desired(&es, &secret_name, &fetched.data, existing.as_ref());
+        let params = PatchParams::apply(&target::manager(&es)).force();
+        let verb = if existing.is_some() {
+            Verb::Update
         } else {
-            if let Err(guard) = target::check(existing.as_ref(), &es, &fetched.data) {
-                let message = match guard {
-                    target::GuardError::OwnedByAnother { .. } => reason::MSG_OWNED_BY_OTHER,
-                    target::GuardError::Immutable { .. } => reason::MSG_UPDATE_IMMUTABLE,
-                    _ => reason::MSG_UPDATE_FAILED,
-                };
+            Verb::Create
+        };
+        let applied = secrets
+            .patch(&secret_name, &params, &Patch::Apply(&desired))
+            .await;
+        let after = desired
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        let removed = audited::keys_removed(
+            existing.as_ref(),
+            &target::data_after_apply(existing.as_ref(), &target::manager(&es), &after),
+        );
+        let unchanged = applied.as_ref().is_ok_and(|w| {
+            existing
+                .as_ref()
+                .is_some_and(|b| b.resource_version() == w.resource_version())
+        });
+        if !unchanged {
+            let record = audited::Written {
+                verb,
+                namespace: &namespace,
+                name: &secret_name,
+                after: applied.as_ref().ok().or(existing.as_ref()),
+                data: &fetched.data,
+                removed,
+                error: applied.as_ref().err().map(|e| e.to_string()),
+            };
+            audited::secret_written(audit, record);
+        }
+        let written = match applied {
+            Ok(w) => w,
+            Err(e) => {
+                let detail = format!("writing Secret {secret_name}: {e}");
                 return report_failure(
                     &ctx,
                     &es,
-                    message,
-                    guard.to_string(),
-                    ErrorClass::Invalid,
+                    reason::MSG_UPDATE_FAILED,
+                    detail,
+                    ErrorClass::Unavailable,
                     started,
                 )
                 .await;
             }
-            let desired = target::desired(&es, &secret_name, &fetched.data, existing.as_ref());
-            let params = PatchParams::apply(&target::manager(&es)).force();
-            let written = match secrets
-                .patch(&secret_name, &params, &Patch::Apply(&desired))
-                .await
-            {
-                Ok(w) => w,
-                Err(e) => {
-                    let detail = format!("writing Secret {secret_name}: {e}");
-                    return report_failure(
-                        &ctx,
-                        &es,
-                        reason::MSG_UPDATE_FAILED,
-                        detail,
-                        ErrorClass::Unavailable,
-                        started,
-                    )
-                    .await;
-                }
-            };
-            match existing {
-                None => {
-                    ctx.event(
-                        &reference,
-                        false,
-                        reason::EVENT_CREATED,
-                        reason::EVENT_MSG_CREATED.into(),
-                    )
-                    .await
-                }
-                Some(before) if before.resource_version() != written.resource_version() => {
-                    ctx.event(
-                        &reference,
-                        false,
-                        reason::EVENT_UPDATED,
-                        reason::EVENT_MSG_UPDATED.into(),
-                    )
-                    .await
-                }
-                Some(_) => {}
-            }
-            Outcome::Synced {
-                reason: reason::SECRET_SYNCED,
-                message: reason::MSG_SYNCED,
-            }
         };
+        match existing {
+            None => {
+                ctx.event(
+                    &reference,
+                    false,
+                    reason::EVENT_CREATED,
+                    reason::EVENT_MSG_CREATED.into(),
+                )
+                .await
+            }
+            Some(before) if before.resource_version() != written.resource_version() => {
+                ctx.event(
+                    &reference,
+                    false,
+                    reason::EVENT_UPDATED,
+                    reason::EVENT_MSG_UPDATED.into(),
+                )
+                .await
+            }
+            Some(_) => {}
+        }
+        Outcome::Synced {
+            reason: reason::SECRET_SYNCED,
+            message: reason::MSG_SYNCED,
+        }
+    };
     write_status(&ctx, &es, &outcome, started, &version).await?;
     ctx.succeeded(&key);
     Ok(match refresh::after_sync(&es) {

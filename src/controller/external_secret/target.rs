@@ -35,6 +35,18 @@ pub enum GuardError {
     TemplateUnsupported,
 }
 
+impl GuardError {
+    /// The guard's name, for the audit record of the refusal.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GuardError::OwnedByAnother { .. } => "OwnedByAnother",
+            GuardError::NotOurs { .. } => "NotOurs",
+            GuardError::Immutable { .. } => "Immutable",
+            GuardError::TemplateUnsupported => "TemplateUnsupported",
+        }
+    }
+}
+
 /// Whether `secret` was created by (or for) this ExternalSecret.
 pub fn is_ours(secret: &Secret, es: &ExternalSecret) -> bool {
     let namespace = es.namespace().unwrap_or_default();
