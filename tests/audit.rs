@@ -541,6 +541,61 @@ async fn an_http_receiver_gets_every_record_across_an_outage_and_a_restart() {
 }
 
 #[tokio::test]
+async fn under_block_a_full_spool_stops_writes_until_the_receiver_recovers() {
+    let client = client().await;
+    let class = unique("audit-block");
+    let ns = setup(&client, "audit-block", &class).await;
+    let receiver = Receiver::default();
+    let forwarder = Forwarder::start(&receiver.start().await).await;
+    forwarder.down();
+    let dir = tmp();
+    // Writes stop once the undelivered records reach the limit less 64 KiB of headroom: a
+    // few records here.
+    let args = vec![
+        format!("--audit-log={}/ingest", forwarder.url),
+        format!("--audit-spool-dir={}", dir.join("spool").display()),
+        "--audit-spool-max-bytes=70000".to_string(),
+        "--audit-spool-full=block".to_string(),
+    ];
+    let (es_api, secrets): (Api<ExternalSecret>, Api<Secret>) = (
+        Api::namespaced(client.clone(), ns.name()),
+        Api::namespaced(client.clone(), ns.name()),
+    );
+    let sm = secrets_manager().await;
+    let key = unique("audit/block");
+    let (v1, v2) = (canary("block-1"), canary("block-2"));
+    put_remote(&sm, &key, &v1).await;
+    let _lockstep = Audited::start(ns.name(), &class, &args, "block");
+    apply(
+        &es_api,
+        external_secret(
+            "app",
+            json!({"refreshInterval": "1s", "data": data(&[("v", json!({"key": key}))])}),
+        ),
+    )
+    .await;
+    wait_for_data(&secrets, "app", &[("v", &v1)]).await;
+    // Each refresh adds a read record; once the spool is at its limit, writes stop.
+    let message = common::wait_for_message(&es_api, "app", "SecretSyncedError", "audit").await;
+    assert!(message.contains("--audit-spool-full=block"), "{message}");
+    put_remote(&sm, &key, &v2).await;
+    // Several refreshes (every second) see the new value and may not write it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let held = secrets.get("app").await.unwrap();
+    assert_eq!(
+        held.data.unwrap()["v"].0,
+        v1.as_bytes(),
+        "no write while blocked"
+    );
+    assert!(receiver.ids().is_empty());
+
+    forwarder.up().await;
+    wait_for_data(&secrets, "app", &[("v", &v2)]).await;
+    wait_for_reason(&es_api, "app", "SecretSynced").await;
+    assert!(!receiver.ids().is_empty());
+}
+
+#[tokio::test]
 async fn a_read_only_audit_file_fails_at_start_up() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "audit-ro").await;
