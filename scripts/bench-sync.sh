@@ -11,7 +11,7 @@ WATCH_PID=$$ scripts/env-up.sh
 trap 'kill $lockstep_pid 2>/dev/null; scripts/env-down.sh' EXIT
 # shellcheck source=/dev/null
 source "$ENV_DIR/env.sh"
-target/debug/lockstep run 2>"$ENV_DIR/lockstep.log" &
+target/debug/lockstep run --metrics-addr=127.0.0.1:0 --health-addr=127.0.0.1:0 2>"$ENV_DIR/lockstep.log" &
 lockstep_pid=$!
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%Y-%m-%dT%H:%MZ); commit $(git rev-parse --short HEAD)"
 target/debug/examples/sync_latency "${1:-100}"

@@ -2,6 +2,7 @@
 # Builds what the tests need beside the Rust workspace, from pinned versions:
 #   target/bin/cluster  the local control plane (tests/cluster, k8s.io/kubernetes v1.37.2)
 #   target/bin/kubectl  kubectl of the same version (for the demo and for looking around)
+#   target/bin/helm     helm from its Go module (tools/helm, helm.sh/helm/v4), for the chart tests
 #   target/venv         the moto server (tests/aws/requirements.txt)
 # Each is rebuilt only when its sources changed.
 set -euo pipefail
@@ -25,6 +26,10 @@ fi
 if stale "$BIN_DIR/kubectl" "$ROOT/tests/cluster/go.mod"; then
   info "building kubectl"
   (cd "$ROOT/tests/cluster" && go build -ldflags "-s -w" -o "$BIN_DIR/kubectl" k8s.io/kubernetes/cmd/kubectl)
+fi
+if stale "$BIN_DIR/helm" "$ROOT/tools/helm/go.mod" "$ROOT/tools/helm/go.sum"; then
+  info "building helm (first build: about 4 minutes)"
+  (cd "$ROOT/tools/helm" && go build -ldflags "-s -w" -o "$BIN_DIR/helm" helm.sh/helm/v4/cmd/helm)
 fi
 if stale "$VENV/.installed" "$ROOT/tests/aws/requirements.txt"; then
   info "installing the moto server into target/venv"

@@ -64,6 +64,58 @@ pub struct RunArgs {
     /// `--enable-cluster-store-reconciler=false`). Empty: every namespace.
     #[arg(long, env = "LOCKSTEP_NAMESPACE", default_value = "")]
     pub namespace: String,
+
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+/// How lockstep is operated: its HTTP endpoints, its load on the API server, leader election.
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    /// Where `/metrics` is served (Prometheus text format). `:8080` means every interface.
+    #[arg(long, env = "LOCKSTEP_METRICS_ADDR", default_value = ":8080")]
+    pub metrics_addr: String,
+
+    /// Where `/livez` and `/readyz` are served.
+    #[arg(long, env = "LOCKSTEP_HEALTH_ADDR", default_value = ":8081")]
+    pub health_addr: String,
+
+    /// ExternalSecrets reconciled at the same time (ESO's `--concurrent`); 0: no limit.
+    #[arg(long, env = "LOCKSTEP_CONCURRENT", default_value_t = 0)]
+    pub concurrent: u16,
+
+    /// Requests per second to the Kubernetes API server (sustained), as ESO's `--client-qps`.
+    #[arg(long, env = "LOCKSTEP_CLIENT_QPS", default_value_t = 50.0)]
+    pub client_qps: f64,
+
+    /// Requests to the Kubernetes API server allowed in a burst above `--client-qps`.
+    #[arg(long, env = "LOCKSTEP_CLIENT_BURST", default_value_t = 100)]
+    pub client_burst: u32,
+
+    /// Elect a leader on a coordination.k8s.io Lease: with several replicas only the leader
+    /// reconciles and writes. `--leader-elect=false` for a single replica.
+    #[arg(long, env = "LOCKSTEP_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub leader_elect: bool,
+
+    /// The Lease's name (distinct from ESO's `external-secrets-controller`, so the two never
+    /// contend for one lock).
+    #[arg(
+        long,
+        env = "LOCKSTEP_LEADER_ELECTION_ID",
+        default_value = "lockstep-controller"
+    )]
+    pub leader_election_id: String,
+
+    /// The Lease's namespace. Empty: the Pod's own namespace in a cluster, else `--namespace`
+    /// when set, else `default`.
+    #[arg(long, env = "LOCKSTEP_LEADER_ELECTION_NAMESPACE", default_value = "")]
+    pub leader_election_namespace: String,
+
+    /// How long a Lease holds without renewal: a standby takes over at most this long after
+    /// the leader died. SIGTERM releases it at once.
+    #[arg(long, env = "LOCKSTEP_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: std::time::Duration,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -8,5 +8,7 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod fetch;
+pub mod leader;
 pub mod materialize;
 pub mod run;
+pub mod telemetry;

@@ -7,6 +7,23 @@ use crate::cli::RunArgs;
 use crate::controller::Settings;
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let metrics = crate::telemetry::Metrics::new();
+    let readiness = crate::telemetry::Readiness::default();
+    let ops = &args.ops;
+    let (metrics_at, health_at) = crate::telemetry::serve(
+        &ops.metrics_addr,
+        &ops.health_addr,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "listening on --metrics-addr {} and --health-addr {}: pick free ports",
+            ops.metrics_addr, ops.health_addr
+        )
+    })?;
+    tracing::info!(metrics = %metrics_at, health = %health_at, "serving /metrics, /livez and /readyz");
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes: set KUBECONFIG, or run inside a cluster")?;
@@ -20,11 +37,16 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for crd in crate::api::crds() {
         let name = crd.metadata.name.unwrap_or_default();
-        match api
-            .get_opt(&name)
-            .await
-            .with_context(|| format!("reading CRD {name}"))?
-        {
+        let found = match api.get_opt(&name).await {
+            // An installation with Roles only (`--namespace`) may not read cluster-scoped
+            // objects: the CRDs are then checked by the first watch instead.
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::info!(crd = %name, "not allowed to read CRDs; skipping the check");
+                continue;
+            }
+            other => other.with_context(|| format!("reading CRD {name}"))?,
+        };
+        match found {
             Some(installed) if is_established(&installed) => {
                 tracing::info!(crd = %name, "CRD installed and Established")
             }
@@ -46,13 +68,32 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         controller_class: args.controller_class.clone(),
         store_refresh: args.store_requeue_interval,
         namespace: Some(args.namespace.clone()).filter(|n| !n.is_empty()),
+        concurrency: args.ops.concurrent,
     };
     tracing::info!(
         controller_class = %settings.controller_class,
         namespace = settings.namespace.as_deref().unwrap_or("(all)"),
         "starting the controllers"
     );
-    crate::controller::run(client, settings).await;
+    let controllers = {
+        let (client, metrics, readiness) = (client.clone(), metrics.clone(), readiness.clone());
+        move || crate::controller::run(client, settings, metrics, readiness)
+    };
+    if ops.leader_elect {
+        let election = crate::leader::Election {
+            lease: ops.leader_election_id.clone(),
+            namespace: crate::leader::Election::namespace(
+                &ops.leader_election_namespace,
+                Some(args.namespace.as_str()).filter(|n| !n.is_empty()),
+            ),
+            identity: crate::leader::Election::identity(),
+            duration: ops.leader_election_lease_duration,
+        };
+        crate::leader::run_elected(client, election, metrics, readiness, controllers).await?;
+    } else {
+        metrics.set_leader(true);
+        controllers().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -122,6 +122,7 @@ async fn aws_provider(
     };
     let prefix = aws.prefix.clone();
     let store_id = store.id();
+    let metrics = cache.metrics().clone();
     cache
         .get_or_connect(key, || async move {
             let mut identity = resolved
@@ -145,8 +146,8 @@ async fn aws_provider(
                 "exchanged AWS credentials"
             );
             audit.auditor.emit(exchange.clone());
-            let provider: Arc<dyn SecretProvider> =
-                Arc::new(SecretsManager::new(&connected.config, prefix));
+            let config = crate::telemetry::aws::counted(connected.config, metrics, store_id);
+            let provider: Arc<dyn SecretProvider> = Arc::new(SecretsManager::new(&config, prefix));
             Ok::<_, ConnectError>((provider, connected.expires_at))
         })
         .await

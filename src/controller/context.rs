@@ -10,6 +10,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::api::external_secret::{ExternalSecret, ExternalSecretStatus};
 use crate::fetch::ClientCache;
+use crate::telemetry::{Metrics, Readiness};
 
 /// The name events are reported under, and the prefix of lockstep's field managers.
 pub const REPORTER: &str = "lockstep";
@@ -25,6 +26,8 @@ pub struct Settings {
     pub store_refresh: Duration,
     /// Only this namespace's ExternalSecrets and SecretStores; ClusterSecretStores are left alone.
     pub namespace: Option<String>,
+    /// ExternalSecrets reconciled at the same time; 0: no limit.
+    pub concurrency: u16,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             audit: crate::audit::Auditor::disabled(),
             store_refresh: Duration::from_secs(300),
             namespace: None,
+            concurrency: 0,
         }
     }
 }
@@ -42,6 +46,9 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub clients: ClientCache,
+    pub metrics: Metrics,
+    /// Set once the ExternalSecret cache has synced.
+    pub readiness: Readiness,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     /// The status lockstep last wrote per ExternalSecret uid. The watch cache can lag behind a
@@ -62,7 +69,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 impl Context {
-    pub fn new(client: Client, settings: Settings) -> Self {
+    pub fn new(client: Client, settings: Settings, metrics: Metrics, readiness: Readiness) -> Self {
         let reporter = Reporter {
             controller: REPORTER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -71,7 +78,9 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             settings,
-            clients: ClientCache::default(),
+            clients: ClientCache::with_metrics(metrics.clone()),
+            metrics,
+            readiness,
             failures: Mutex::default(),
             written: Mutex::default(),
         }

@@ -16,9 +16,14 @@ pub use context::{Context, Settings};
 use crate::api::secret_store::{ClusterSecretStore, SecretStore};
 
 /// Runs every controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, settings: Settings) {
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: crate::telemetry::Metrics,
+    readiness: crate::telemetry::Readiness,
+) {
     let scoped = settings.namespace.is_some();
-    let ctx = Arc::new(Context::new(client, settings));
+    let ctx = Arc::new(Context::new(client, settings, metrics, readiness));
     let cluster_stores = async {
         if !scoped {
             secret_store::run::<ClusterSecretStore>(ctx.clone()).await

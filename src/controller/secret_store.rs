@@ -159,6 +159,14 @@ async fn reconcile<K: StoreKindExt>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Ac
     let key = ObjectRef::from_obj(obj.as_ref()).to_string();
     let previous = obj.status().cloned().unwrap_or_default();
     let status = next_status(&previous, condition, capabilities, store.generation);
+    let ready_now = status.conditions[0].status == ConditionStatus::True;
+    ctx.metrics.store_condition(
+        K::KIND == StoreKind::ClusterSecretStore,
+        &store.namespace.clone().unwrap_or_default(),
+        &store.name,
+        READY,
+        if ready_now { "True" } else { "False" },
+    );
     if status != previous {
         let ready = &status.conditions[0];
         let warning = ready.status != ConditionStatus::True;

@@ -37,6 +37,7 @@ struct Entry {
 pub struct ClientCache {
     slots: Mutex<HashMap<CacheKey, Slot>>,
     connects: AtomicU64,
+    metrics: crate::telemetry::Metrics,
 }
 
 impl std::fmt::Debug for ClientCache {
@@ -48,6 +49,18 @@ impl std::fmt::Debug for ClientCache {
 }
 
 impl ClientCache {
+    /// A cache whose connections count their provider calls and credential exchanges.
+    pub fn with_metrics(metrics: crate::telemetry::Metrics) -> Self {
+        Self {
+            metrics,
+            ..Self::default()
+        }
+    }
+
+    pub fn metrics(&self) -> &crate::telemetry::Metrics {
+        &self.metrics
+    }
+
     /// The connected provider for `key`, connecting (once, even under concurrent callers) when
     /// there is none or its credentials are about to expire.
     pub async fn get_or_connect<E, F, Fut>(
@@ -67,8 +80,15 @@ impl ClientCache {
         {
             return Ok(e.provider.clone());
         }
-        let (provider, expires_at) = connect().await?;
+        let (provider, expires_at) = match connect().await {
+            Ok(connected) => connected,
+            Err(e) => {
+                self.metrics.credential_exchange(false);
+                return Err(e);
+            }
+        };
         self.connects.fetch_add(1, Ordering::Relaxed);
+        self.metrics.credential_exchange(true);
         *entry = Some(Entry {
             provider: provider.clone(),
             expires_at,

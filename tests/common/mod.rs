@@ -115,6 +115,14 @@ where
     }
 }
 
+/// Free ports for `/metrics` and the health endpoints, and no leader election: each test
+/// binary's lockstep runs beside the others and must reconcile on its own.
+pub const PRIVATE_PORTS_NO_ELECTION: [&str; 3] = [
+    "--metrics-addr=127.0.0.1:0",
+    "--health-addr=127.0.0.1:0",
+    "--leader-elect=false",
+];
+
 /// One `lockstep run` per test binary, started on first use against the environment, logging at
 /// debug level into a file the tests read (to prove no value ever reaches a log line). It stops
 /// when the test binary exits, however it exits.
@@ -128,9 +136,10 @@ pub fn lockstep() -> &'static std::path::Path {
         // A shell watchdog: the test binary cannot run destructors for statics, so the child is
         // tied to this process's lifetime instead.
         let script = format!(
-            "{bin} run >>{log} 2>&1 & child=$!; trap 'kill $child 2>/dev/null' EXIT; \
+            "{bin} run {ops} >>{log} 2>&1 & child=$!; trap 'kill $child 2>/dev/null' EXIT; \
              while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done",
             bin = env!("CARGO_BIN_EXE_lockstep"),
+            ops = PRIVATE_PORTS_NO_ELECTION.join(" "),
             log = log.display(),
             pid = std::process::id(),
         );
@@ -633,6 +642,7 @@ impl PrivateLockstep {
         let file = std::fs::File::create(&log).expect("creating the log file");
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"));
         cmd.args(["run", "--namespace", namespace, "--controller-class", class])
+            .args(PRIVATE_PORTS_NO_ELECTION)
             .env("RUST_LOG", "lockstep=debug,info")
             .stdin(std::process::Stdio::null())
             .stdout(file.try_clone().expect("the log file"))

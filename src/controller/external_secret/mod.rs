@@ -53,9 +53,19 @@ pub async fn run(ctx: Arc<Context>) {
     let (reader, writer) = kube::runtime::reflector::store();
     // Status writes by lockstep itself do not trigger a reconcile: only what a user changes does
     // (spec, labels, annotations, finalizers; deletion).
+    let (readiness, metrics) = (ctx.readiness.clone(), ctx.metrics.clone());
     let changes = watcher(es_api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| match event {
+            // Ready once the first list is in the cache (`/readyz`).
+            Ok(watcher::Event::InitDone) => readiness.set(true),
+            // A deleted ExternalSecret's series go, as in ESO.
+            Ok(watcher::Event::Delete(es)) => {
+                metrics.forget_external_secret(&es.namespace().unwrap_or_default(), &es.name_any())
+            }
+            _ => {}
+        })
         .touched_objects()
         .predicate_filter(
             predicates::generation
@@ -88,6 +98,9 @@ pub async fn run(ctx: Arc<Context>) {
 
     let (r1, r2, r3) = (reader.clone(), reader.clone(), reader.clone());
     Controller::for_stream(changes, reader)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+        )
         .watches_stream(managed, move |s: PartialObjectMeta<Secret>| {
             users_of_secret(&r1, &s)
         })
@@ -98,7 +111,7 @@ pub async fn run(ctx: Arc<Context>) {
             users_of_store(&r3, StoreKind::ClusterSecretStore, &s.name_any(), None)
         })
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_measured, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "reconcile loop");
@@ -145,6 +158,16 @@ fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Acti
     let key = ObjectRef::from_obj(es.as_ref()).to_string();
     tracing::warn!(externalsecret = %key, error = %err, "reconcile failed");
     Action::requeue(ctx.backoff(&key))
+}
+
+/// Every reconcile counts, as ESO's `externalsecret_sync_calls_total` does.
+async fn reconcile_measured(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
+    let result = reconcile(es, ctx.clone()).await;
+    ctx.metrics
+        .reconciled(&namespace, &name, started.elapsed(), result.is_err());
+    result
 }
 
 #[tracing::instrument(skip_all, fields(namespace = %es.namespace().unwrap_or_default(), name = %es.name_any()))]
@@ -480,6 +503,8 @@ async fn report_failure(
     started: Timestamp,
 ) -> Result<Action, Error> {
     tracing::warn!(error = %detail, class = class.as_str(), "sync failed");
+    ctx.metrics
+        .sync_failed(&es.namespace().unwrap_or_default(), &es.name_any());
     ctx.event(
         &es.object_ref(&()),
         true,
@@ -518,6 +543,20 @@ async fn write_status(
 ) -> Result<(), Error> {
     let secret_name = es.spec.target_name(&es.name_any()).to_owned();
     let next = status::next(es, outcome, started, version, &secret_name);
+    let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
+    let synced = matches!(outcome, Outcome::Synced { .. });
+    ctx.metrics.es_condition(
+        &namespace,
+        &name,
+        "Ready",
+        if synced { "True" } else { "False" },
+    );
+    if let Outcome::Synced { reason, .. } = outcome {
+        let keeps_a_secret = *reason == reason::SECRET_SYNCED
+            && es.spec.target.creation_policy != CreationPolicy::None;
+        ctx.metrics
+            .managed_secret(&namespace, &name, keeps_a_secret);
+    }
     if !status::differs(es, &next) {
         return Ok(());
     }

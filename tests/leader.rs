@@ -1,0 +1,118 @@
+//! Leader election with two `lockstep run` processes against the local control plane: only the
+//! leader writes; killing it hands over within the Lease duration; SIGTERM releases the Lease.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod ops;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use lockstep::api::external_secret::ExternalSecret;
+use ops::{Lockstep, sample};
+use serde_json::json;
+
+const LEASE: Duration = Duration::from_secs(6);
+
+async fn leading(lockstep: &Lockstep) -> Option<bool> {
+    let (metrics, _) = lockstep.addresses().await;
+    let text = ops::get(&metrics, "/metrics").await?.1;
+    sample(&text, "lockstep_leader").map(|v| v == 1.0)
+}
+
+#[tokio::test]
+async fn one_leader_writes_and_a_standby_takes_over() {
+    let client = common::client().await;
+    let class = common::unique("leader");
+    let ns = ops::namespace_with_store(&client, "leader", &class).await;
+    let n = ns.name();
+    let (first, second) = (common::canary("leader-1"), common::canary("leader-2"));
+    let key = common::unique("leader/password");
+    ops::put(&key, &first).await;
+    let es_api: Api<ExternalSecret> = Api::namespaced(client.clone(), n);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), n);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), n);
+    let args = ["--leader-election-lease-duration=6s"];
+
+    let mut a = Lockstep::start(n, &class, &args, &[]);
+    common::eventually("the first lockstep to lead", common::WAIT, || async {
+        leading(&a).await.filter(|l| *l)
+    })
+    .await;
+    let b = Lockstep::start(n, &class, &args, &[]);
+    // Standing by: ready (or a rolling update would wait for it forever), and not leading.
+    let (_, b_health) = b.addresses().await;
+    common::eventually("the second lockstep to stand by", common::WAIT, || async {
+        let ready = ops::get(&b_health, "/readyz").await?.0 == 200;
+        let log = std::fs::read_to_string(&b.log).ok()?;
+        (ready && log.contains("standing by") && leading(&b).await == Some(false)).then_some(())
+    })
+    .await;
+
+    common::apply(
+        &es_api,
+        common::external_secret(
+            "app",
+            json!({"data": common::data(&[("password", json!({"key": key}))])}),
+        ),
+    )
+    .await;
+    common::wait_for_data(&secrets, "app", &[("password", &first)]).await;
+    // Only the leader reconciled.
+    let series = format!("externalsecret_sync_calls_total{{name=\"app\",namespace=\"{n}\"}}");
+    assert!(sample(&a.metrics().await, &series).unwrap_or(0.0) >= 1.0);
+    assert_eq!(
+        sample(&b.metrics().await, &series),
+        None,
+        "the standby reconciled"
+    );
+    assert_eq!(leading(&b).await, Some(false));
+
+    // The leader dies without releasing the Lease: the standby takes over once it expires.
+    a.signal("-KILL");
+    let killed = Instant::now();
+    a.exited(Duration::from_secs(30)).await;
+    common::eventually("the standby to take over", common::WAIT, || async {
+        leading(&b).await.filter(|l| *l)
+    })
+    .await;
+    let handoff = killed.elapsed();
+    eprintln!("leader hand-off after SIGKILL took {handoff:?} (Lease duration {LEASE:?})");
+    // Within the Lease duration plus the standby's polling and a loaded machine's slack.
+    assert!(
+        handoff < LEASE + Duration::from_secs(20),
+        "hand-off took {handoff:?}"
+    );
+
+    // The new leader writes.
+    ops::put(&key, &second).await;
+    let mut es = common::external_secret(
+        "app",
+        json!({"data": common::data(&[("password", json!({"key": key}))])}),
+    );
+    es["metadata"]["annotations"] = json!({"force-sync": "1"});
+    common::apply(&es_api, es).await;
+    common::wait_for_data(&secrets, "app", &[("password", &second)]).await;
+    assert!(sample(&b.metrics().await, &series).unwrap_or(0.0) >= 1.0);
+
+    // SIGTERM: in-flight work finishes, the Lease is released at once, and lockstep exits 0.
+    let mut b = b;
+    b.signal("-TERM");
+    assert_eq!(b.exited(Duration::from_secs(30)).await, Some(0));
+    let lease = leases.get("lockstep-controller").await.unwrap();
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(holder.is_empty(), "the Lease is still held by {holder:?}");
+    let log = std::fs::read_to_string(&b.log).unwrap();
+    assert!(log.contains("released the leader Lease"), "{log}");
+    common::assert_no_value_leaked(
+        &client,
+        n,
+        &[a.log.as_path(), b.log.as_path()],
+        &[&first, &second],
+    )
+    .await;
+}
