@@ -533,6 +533,12 @@ async fn an_http_receiver_gets_every_record_across_an_outage_and_a_restart() {
         ok,
         "the file's chain continues across the restart: {summary}"
     );
+    assert!(
+        records(&file)
+            .iter()
+            .any(|r| r["trigger"] == "startup" && r["verb"] == "get"),
+        "the restarted lockstep's first read says why"
+    );
     let text = std::fs::read_to_string(&received).unwrap();
     for v in &values {
         assert!(!text.contains(v.as_str()), "a value reached the receiver");

@@ -170,6 +170,18 @@ impl Auditor {
             return;
         }
         let record = draft.complete(uuid::Uuid::now_v7().to_string(), inner.user.clone());
+        // Writes are synced to disk before the operation goes on; on a multi-threaded runtime
+        // the other reconciles keep running meanwhile.
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(|| self.write_all(inner, record));
+        } else {
+            self.write_all(inner, record);
+        }
+    }
+
+    fn write_all(&self, inner: &Inner, record: Record) {
         for sink in &inner.sinks {
             match sink.write(record.clone()) {
                 Ok(()) => {

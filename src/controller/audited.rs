@@ -75,11 +75,11 @@ pub struct ReadSource {
     pub tenant: Option<Tenant>,
 }
 
-/// One record per remote secret read (or one failure record for the request).
+/// One record per remote secret read (or one failure record for the request) asked at `asked`.
 pub fn read(
     audit: Audit<'_>,
     source: &ReadSource,
-    mode: &str,
+    (mode, asked): (&str, &str),
     key: &str,
     version: Option<&str>,
     outcome: Result<&SecretValue, &ProviderError>,
@@ -92,6 +92,7 @@ pub fn read(
     }
     let (version_id, version_stages) = crate::audit::record::remote_version(version);
     let mut draft = Draft::new(Verb::Get, audit.trigger);
+    draft.started = asked.to_owned();
     draft.object_ref = audit.object.cloned();
     draft.store = Some(source.store.clone());
     draft.tenant = source.tenant.clone();
@@ -122,6 +123,8 @@ pub struct Written<'a> {
     pub data: &'a BTreeMap<String, SecretValue>,
     pub removed: Vec<String>,
     pub error: Option<String>,
+    /// When the request was sent (`requestReceivedTimestamp`).
+    pub asked: String,
 }
 
 /// A Secret created, updated or deleted (or the failed attempt).
@@ -134,11 +137,13 @@ pub fn secret_written(audit: Audit<'_>, w: Written<'_>) {
         data,
         removed,
         error,
+        asked,
     } = w;
     if !audit.auditor.covers(Some(namespace)) {
         return;
     }
     let mut draft = Draft::new(verb, audit.trigger);
+    draft.started = asked;
     draft.object_ref = audit.object.cloned();
     draft.target = Some(Target {
         namespace: namespace.into(),

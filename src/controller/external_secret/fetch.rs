@@ -13,6 +13,7 @@ use crate::api::external_secret::{
     DeletionPolicy, ExternalSecret, ExternalSecretFind, MetadataPolicy, RemoteRef as SpecRemoteRef,
 };
 use crate::api::meta::{SecretStoreRef, StoreKind};
+use crate::audit::record::now;
 use crate::controller::audited::{self, ReadSource};
 use crate::controller::connect::{self, Audit, ConnectError};
 use crate::controller::stores::{self, Store, StoreError};
@@ -240,12 +241,14 @@ pub async fn fetch(
             let (provider, source) = resolver
                 .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
                 .await?;
+            let asked = now();
             let found = provider.find(&find_query(find)).await;
+            let how = ("find", asked.as_str());
             match &found {
                 Ok(map) => map
                     .iter()
-                    .for_each(|(k, v)| audited::read(audit, &source, "find", k, None, Ok(v))),
-                Err(e) => audited::read(audit, &source, "find", &label, None, Err(e)),
+                    .for_each(|(k, v)| audited::read(audit, &source, how, k, None, Ok(v))),
+                Err(e) => audited::read(audit, &source, how, &label, None, Err(e)),
             }
             match found {
                 // Keyed by remote secret name; the key conversion and decoding happen in assemble.
@@ -271,6 +274,7 @@ pub async fn fetch(
             .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
             .await?;
         let request = remote(extract);
+        let asked = now();
         let got = provider.get(&request).await;
         let mode = if request.fetch_metadata {
             "metadata"
@@ -280,7 +284,7 @@ pub async fn fetch(
         audited::read(
             audit,
             &source,
-            mode,
+            (mode, &asked),
             &extract.key,
             request.version.as_deref(),
             got.as_ref(),
@@ -327,6 +331,7 @@ pub async fn fetch(
             .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
             .await?;
         let request = remote(r);
+        let asked = now();
         let got = provider.get(&request).await;
         let mode = if request.fetch_metadata {
             "metadata"
@@ -336,7 +341,7 @@ pub async fn fetch(
         audited::read(
             audit,
             &source,
-            mode,
+            (mode, &asked),
             &r.key,
             request.version.as_deref(),
             got.as_ref(),

@@ -291,6 +291,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
         match es.spec.target.deletion_policy {
             DeletionPolicy::Delete => {
                 if let Some(secret) = existing.as_ref().filter(|s| target::is_ours(s, &es)) {
+                    let asked = crate::audit::record::now();
                     let deleted = secrets
                         .delete(&secret.name_any(), &DeleteParams::default())
                         .await;
@@ -305,6 +306,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
                         data,
                         removed,
                         error,
+                        asked,
                     };
                     audited::secret_written(audit, record);
                     deleted.map_err(kube_err(format!("deleting Secret {secret_name}")))?;
@@ -383,6 +385,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
         } else {
             Verb::Create
         };
+        let asked = crate::audit::record::now();
         let applied = secrets
             .patch(&secret_name, &params, &Patch::Apply(&desired))
             .await;
@@ -410,6 +413,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
                 data: &fetched.data,
                 removed,
                 error: applied.as_ref().err().map(|e| e.to_string()),
+                asked,
             };
             audited::secret_written(audit, record);
         }
