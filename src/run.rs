@@ -1,7 +1,7 @@
 //! `lockstep run`: checks that the CRDs are installed, then runs the controllers.
 use anyhow::Context;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::{Api, Client};
+use kube::Api;
 
 use crate::cli::RunArgs;
 use crate::controller::Settings;
@@ -24,9 +24,16 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         )
     })?;
     tracing::info!(metrics = %metrics_at, health = %health_at, "serving /metrics, /livez and /readyz");
-    let client = Client::try_default()
+    let config = kube::Config::infer()
         .await
         .context("connecting to Kubernetes: set KUBECONFIG, or run inside a cluster")?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .context("building the Kubernetes client")?
+        .with_layer(&crate::telemetry::throttle::ThrottleLayer::new(
+            ops.client_qps,
+            ops.client_burst,
+        ))
+        .build();
     let version = client
         .apiserver_version()
         .await

@@ -6,6 +6,7 @@
 //! outcomes): never a secret value.
 pub mod aws;
 mod server;
+pub mod throttle;
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
