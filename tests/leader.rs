@@ -116,3 +116,55 @@ async fn one_leader_writes_and_a_standby_takes_over() {
     )
     .await;
 }
+
+/// A copy of the environment's kubeconfig that reaches the API server through `forwarder`.
+fn kubeconfig_through(forwarder: &common::Forwarder) -> String {
+    let text = std::fs::read_to_string(common::env("KUBECONFIG")).unwrap();
+    let re = regex::Regex::new(r"server: https://\S+").unwrap();
+    let addr = forwarder.url.trim_start_matches("http://");
+    let text = re.replace(&text, format!("server: https://{addr}").as_str());
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kubeconfig-{}", common::unique("forwarded")));
+    std::fs::write(&path, text.as_bytes()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_retried_then_the_leader_stops() {
+    let client = common::client().await;
+    let ns = common::TestNamespace::new(&client, "leader-outage").await;
+    let class = common::unique("outage");
+    let server = std::fs::read_to_string(common::env("KUBECONFIG")).unwrap();
+    let server = regex::Regex::new(r"server: https://(\S+)")
+        .unwrap()
+        .captures(&server)
+        .unwrap()[1]
+        .to_owned();
+    let forwarder = common::Forwarder::start(&server).await;
+    let kubeconfig = kubeconfig_through(&forwarder);
+    // A 20s Lease: renewed every ~13s, given up when not confirmed for ~13s.
+    let mut lockstep = Lockstep::start(
+        ns.name(),
+        &class,
+        &["--leader-election-lease-duration=20s"],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
+    common::eventually("lockstep to lead", common::WAIT, || async {
+        leading(&lockstep).await.filter(|l| *l)
+    })
+    .await;
+
+    // A short outage is retried: still the leader, still running.
+    forwarder.down();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    forwarder.up().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(leading(&lockstep).await, Some(true));
+
+    // A long one: the leader stops rather than write beside a leader elected meanwhile.
+    forwarder.down();
+    let code = lockstep.exited(Duration::from_secs(90)).await;
+    assert_ne!(code, Some(0), "a leader that lost its Lease must fail");
+    let log = std::fs::read_to_string(&lockstep.log).unwrap();
+    assert!(log.contains("lost the leader Lease"), "{log}");
+}
