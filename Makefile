@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help build tools env-up env-down test demo crds lint ci bench
+.PHONY: help build tools env-up env-down test demo crds lint ci bench chart
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -10,7 +10,7 @@ help: ## list the targets
 build: ## build lockstep (target/debug/lockstep)
 	cargo build --workspace
 
-tools: ## build the local control plane and kubectl, install moto (all pinned)
+tools: ## build the local control plane, kubectl and helm, install moto (all pinned)
 	scripts/build-tools.sh
 
 env-up: ## start the control plane and moto in the background; writes target/env/env.sh
@@ -27,6 +27,11 @@ demo: ## run lockstep against the local control plane with the seed guide's mani
 
 crds: ## regenerate crds/ from the Rust types
 	cargo run -q -- crds --out-dir crds
+
+chart: ## lint the Helm chart and print what it renders with the default values
+	scripts/build-tools.sh
+	target/bin/helm lint --strict deploy/charts/lockstep
+	target/bin/helm template lockstep deploy/charts/lockstep --namespace lockstep
 
 bench: ## apply-to-Secret latency and AWS calls per refresh (results: BENCHMARKS.md)
 	scripts/bench-sync.sh 100
