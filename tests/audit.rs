@@ -361,6 +361,53 @@ async fn each_operation_is_recorded_once_without_any_value() {
     );
 }
 
+#[tokio::test]
+async fn a_find_records_one_read_per_remote_secret() {
+    let client = client().await;
+    let class = unique("audit-find");
+    let ns = setup(&client, "audit-find", &class).await;
+    let dir = tmp();
+    let file = dir.join("audit.log");
+    let _lockstep = Audited::start(
+        ns.name(),
+        &class,
+        &[format!("--audit-log=file:{}", file.display())],
+        "find",
+    );
+    let sm = secrets_manager().await;
+    let prefix = unique("audit-find");
+    let (a, b) = (format!("{prefix}/a"), format!("{prefix}/b"));
+    let (va, vb) = (canary("find-a"), canary("find-b"));
+    put_remote(&sm, &a, &va).await;
+    put_remote(&sm, &b, &vb).await;
+    let es_api: Api<ExternalSecret> = Api::namespaced(client.clone(), ns.name());
+    apply(
+        &es_api,
+        external_secret(
+            "found",
+            json!({"dataFrom": [{"find": {"name": {"regexp": format!("^{prefix}/")}}}]}),
+        ),
+    )
+    .await;
+    wait_for_reason(&es_api, "found", "SecretSynced").await;
+    exactly(&file, "found", "get", 2).await;
+    let all = records(&file);
+    let reads = about(&all, "found", "get");
+    let keys: BTreeSet<&str> = reads
+        .iter()
+        .map(|r| r["remote"]["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, BTreeSet::from([a.as_str(), b.as_str()]));
+    for r in &reads {
+        assert_eq!(r["remote"]["mode"], "find");
+        assert!(r["fingerprints"][r["remote"]["key"].as_str().unwrap()].is_string());
+    }
+    let create = exactly(&file, "found", "create", 1).await;
+    assert_eq!(create["target"]["keysWritten"].as_array().unwrap().len(), 2);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains(&va) && !text.contains(&vb));
+}
+
 /// An HTTP receiver of the test's own: it keeps every JSON line POSTed to it.
 #[derive(Clone, Default)]
 struct Receiver {

@@ -466,6 +466,71 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_tenant_and_the_calls_of_an_exchange_are_named_for_the_audit_log() {
+        let web = Resolved {
+            source: IdentitySource::default(),
+            plan: Plan::WebIdentity {
+                namespace: "team".into(),
+                name: "app".into(),
+                role_arn: "arn:aws:iam::1:role/web".into(),
+                audiences: vec![],
+            },
+            region: "us-east-1".into(),
+            additional_roles: vec![],
+            role: None,
+        };
+        let tenant = web.tenant("lockstep@team.aws");
+        assert_eq!(tenant.service_account.as_deref(), Some("team/app"));
+        assert_eq!(tenant.role_arn.as_deref(), Some("arn:aws:iam::1:role/web"));
+        assert_eq!(
+            tenant.role_session_name.as_deref(),
+            Some("lockstep@team.app")
+        );
+        assert_eq!(
+            web.exchange_calls(),
+            ["TokenRequest", "AssumeRoleWithWebIdentity"]
+        );
+        let chained = Resolved {
+            role: Some(RoleToAssume {
+                arn: "arn:aws:iam::1:role/final".into(),
+                external_id: None,
+                session_tags: vec![],
+                transitive_tag_keys: vec![],
+            }),
+            additional_roles: vec!["arn:aws:iam::1:role/hop".into()],
+            ..web
+        };
+        let tenant = chained.tenant("lockstep@team.aws");
+        assert_eq!(
+            tenant.role_arn.as_deref(),
+            Some("arn:aws:iam::1:role/final")
+        );
+        assert_eq!(
+            tenant.role_session_name.as_deref(),
+            Some("lockstep@team.aws"),
+            "the last role's session, as CloudTrail shows it"
+        );
+        assert_eq!(
+            chained.exchange_calls(),
+            [
+                "TokenRequest",
+                "AssumeRoleWithWebIdentity",
+                "AssumeRole",
+                "AssumeRole"
+            ]
+        );
+        let static_keys = Resolved {
+            plan: Plan::DefaultChain,
+            role: None,
+            additional_roles: vec![],
+            ..chained
+        };
+        assert_eq!(static_keys.tenant("x").credentials, "default-chain");
+        assert_eq!(static_keys.tenant("x").role_arn, None);
+        assert_eq!(static_keys.exchange_calls(), ["DefaultCredentialsChain"]);
+    }
+
+    #[test]
     fn session_names_fit_sts_rules() {
         assert_eq!(session_name("team-a", "app"), "lockstep@team-a.app");
         let long = session_name(&"n".repeat(63), "sa");
