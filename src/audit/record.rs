@@ -235,12 +235,14 @@ impl Draft {
         }
     }
 
-    /// The namespace the record is about, for `--audit-namespace`.
+    /// The namespace the record is about, for `--audit-namespace`: the ExternalSecret's, the
+    /// Secret's, or else the SecretStore's (`None` for a ClusterSecretStore on its own).
     pub fn namespace(&self) -> Option<&str> {
         self.object_ref
             .as_ref()
             .map(|o| o.namespace.as_str())
             .or(self.target.as_ref().map(|t| t.namespace.as_str()))
+            .or(self.store.as_ref().and_then(|s| s.namespace.as_deref()))
     }
 
     /// The record, before the chain fields are set by its stream.
@@ -302,6 +304,13 @@ mod tests {
             generation: 2,
         });
         assert_eq!(draft.namespace(), Some("team"));
+        let mut validation = Draft::new(Verb::Exchange, Trigger::StoreChange);
+        assert_eq!(validation.namespace(), None);
+        validation.store = Some(StoreRef {
+            namespace: Some("other".into()),
+            ..Default::default()
+        });
+        assert_eq!(validation.namespace(), Some("other"), "a SecretStore's own");
         let record = draft.complete("id-1".into(), User::default());
         let json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["apiVersion"], API_VERSION);

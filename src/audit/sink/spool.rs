@@ -112,11 +112,22 @@ impl Spool {
             let path = self.dir.clone();
             move |source| SinkError::File { path, what, source }
         };
+        // A batch never reads the whole backlog: at most `max_bytes`, more only for one long line.
         let mut buf = Vec::new();
+        let first = self.pending().min(max_bytes.max(1));
         self.file
             .seek(SeekFrom::Start(self.delivered))
-            .and_then(|_| (&self.file).take(self.pending()).read_to_end(&mut buf))
+            .and_then(|_| (&self.file).take(first).read_to_end(&mut buf))
             .map_err(io("reading the audit spool"))?;
+        if !buf.contains(&b'\n') {
+            self.file
+                .seek(SeekFrom::Start(self.delivered))
+                .and_then(|_| {
+                    buf.clear();
+                    (&self.file).take(self.pending()).read_to_end(&mut buf)
+                })
+                .map_err(io("reading the audit spool"))?;
+        }
         let mut end = 0;
         for (i, b) in buf.iter().enumerate() {
             if *b == b'\n' {
