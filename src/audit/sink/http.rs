@@ -161,22 +161,6 @@ async fn send_forever(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn https_sinks_start_on_the_one_crypto_provider_and_bad_urls_are_refused() {
-        let dir = std::env::temp_dir().join(format!("lockstep-http-{}", uuid::Uuid::now_v7()));
-        // Building the TLS client panics if the tree had two rustls crypto providers.
-        let sink = HttpSink::start("https://127.0.0.1:9/ingest", &dir, 1 << 20);
-        assert!(sink.is_ok(), "{sink:?}");
-        let err = HttpSink::start("ftp://example.com/x", &dir, 1 << 20).unwrap_err();
-        assert!(err.to_string().contains("http:// and https://"), "{err}");
-        std::fs::remove_dir_all(&dir).ok();
-    }
-}
-
 async fn post(client: &HttpClient, uri: &hyper::Uri, body: Vec<u8>) -> Result<(), String> {
     let request = hyper::Request::post(uri.clone())
         .header("content-type", "application/x-ndjson")
@@ -204,4 +188,20 @@ async fn post(client: &HttpClient, uri: &hyper::Uri, body: Vec<u8>) -> Result<()
     tokio::time::timeout(REQUEST_TIMEOUT, sent)
         .await
         .map_err(|_| format!("no answer within {REQUEST_TIMEOUT:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn https_sinks_start_on_the_one_crypto_provider_and_bad_urls_are_refused() {
+        let dir = std::env::temp_dir().join(format!("lockstep-http-{}", uuid::Uuid::now_v7()));
+        // Building the TLS client panics if the tree had two rustls crypto providers.
+        let sink = HttpSink::start("https://127.0.0.1:9/ingest", &dir, 1 << 20);
+        assert!(sink.is_ok(), "{sink:?}");
+        let err = HttpSink::start("ftp://example.com/x", &dir, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("http:// and https://"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
