@@ -262,6 +262,21 @@ async fn each_operation_is_recorded_once_without_any_value() {
     );
     exactly(&file, "app", "get", 2).await;
 
+    // A manual refresh (ESO's force-sync annotation): one read, and one update (the
+    // ExternalSecret's annotations are copied onto the Secret, as ESO does).
+    es_api
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"force-sync": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let forced = exactly(&file, "app", "get", 3).await;
+    assert_eq!(forced["trigger"], "force-sync");
+    let update = exactly(&file, "app", "update", 2).await;
+    assert_eq!(update["trigger"], "force-sync");
+
     // A guard refusal: Owner never takes over a Secret it did not create.
     secrets
         .create(
