@@ -93,31 +93,45 @@ where
 {
     let secs = |d: Duration| d.as_secs().max(1);
     let grace = election.grace();
-    let manager = loop {
-        let built = LeaseManagerBuilder::new(client.clone(), &election.lease)
-            .with_namespace(&election.namespace)
-            .with_identity(&election.identity)
-            .with_duration(secs(election.duration))
-            .with_grace(secs(grace).min(secs(election.duration) - 1).max(1))
-            .with_field_manager("lockstep-leader-election")
-            .build();
-        tokio::select! {
-            built = built => match built {
-                Ok(m) => break m,
+    // The manager reads the Lease when it is built; built again, it sees a Lease released since.
+    let build = || async {
+        loop {
+            let built = LeaseManagerBuilder::new(client.clone(), &election.lease)
+                .with_namespace(&election.namespace)
+                .with_identity(&election.identity)
+                .with_duration(secs(election.duration))
+                .with_grace(secs(grace).min(secs(election.duration) - 1).max(1))
+                .with_field_manager("lockstep-leader-election")
+                .build()
+                .await;
+            match built {
+                Ok(m) => return m,
                 Err(e) => {
                     tracing::warn!(lease = %election.name(), error = %e, "cannot reach the leader Lease yet; retrying");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
-            },
-            _ = shutdown_signal() => return Ok(()),
+            }
         }
+    };
+    let mut manager = tokio::select! {
+        m = build() => m,
+        _ = shutdown_signal() => return Ok(()),
     };
     metrics.set_leader(false);
     // A standby is ready: a rolling update must not wait for it to lead.
     readiness.set(true);
     tracing::info!(lease = %election.name(), identity = %election.identity, "standing by for the leader Lease");
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &election.namespace);
     loop {
         tokio::select! {
+            // kube-lease-manager sleeps until the holder's Lease expires, trusting what it read
+            // before; a Lease released on SIGTERM is taken at once instead.
+            _ = released(&leases, &election.lease) => {
+                tokio::select! {
+                    m = build() => manager = m,
+                    _ = shutdown_signal() => return Ok(()),
+                }
+            }
             changed = manager.changed() => match changed {
                 Ok(true) => break,
                 Ok(false) => {}
@@ -135,7 +149,6 @@ where
     tracing::info!(lease = %election.name(), identity = %election.identity, "became the leader");
     metrics.set_leader(true);
     readiness.set(false);
-    let leases: Api<Lease> = Api::namespaced(client, &election.namespace);
     let outcome = tokio::select! {
         _ = lead() => Ok(()),
         lost = keep_leading(&manager, &leases, &election) => Err(lost),
@@ -152,6 +165,22 @@ where
         }
     }
     outcome
+}
+
+/// Returns once the Lease has no holder (its leader released it).
+async fn released(leases: &Api<Lease>, name: &str) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(lease) = leases.get(name).await {
+            let holder = lease
+                .spec
+                .and_then(|s| s.holder_identity)
+                .unwrap_or_default();
+            if holder.is_empty() {
+                return;
+            }
+        }
+    }
 }
 
 /// Renews the Lease (kube-lease-manager) and watches the deadline; returns only when leadership

@@ -168,3 +168,37 @@ async fn an_unreachable_api_server_is_retried_then_the_leader_stops() {
     let log = std::fs::read_to_string(&lockstep.log).unwrap();
     assert!(log.contains("lost the leader Lease"), "{log}");
 }
+
+#[tokio::test]
+async fn sigterm_hands_over_without_waiting_for_the_lease_to_expire() {
+    let client = common::client().await;
+    let ns = common::TestNamespace::new(&client, "leader-term").await;
+    let class = common::unique("term");
+    // A long Lease: a hand-off well within it can only come from the release.
+    let long = Duration::from_secs(60);
+    let args = ["--leader-election-lease-duration=60s"];
+    let mut a = Lockstep::start(ns.name(), &class, &args, &[]);
+    common::eventually("the first lockstep to lead", common::WAIT, || async {
+        leading(&a).await.filter(|l| *l)
+    })
+    .await;
+    let b = Lockstep::start(ns.name(), &class, &args, &[]);
+    common::eventually("the second lockstep to stand by", common::WAIT, || async {
+        let log = std::fs::read_to_string(&b.log).ok()?;
+        (log.contains("standing by") && leading(&b).await == Some(false)).then_some(())
+    })
+    .await;
+    a.signal("-TERM");
+    let stopped = Instant::now();
+    assert_eq!(a.exited(Duration::from_secs(30)).await, Some(0));
+    common::eventually("the standby to take over", common::WAIT, || async {
+        leading(&b).await.filter(|l| *l)
+    })
+    .await;
+    let handoff = stopped.elapsed();
+    eprintln!("leader hand-off after SIGTERM took {handoff:?} (Lease duration {long:?})");
+    assert!(
+        handoff < long / 2,
+        "the standby waited for the Lease to expire: {handoff:?}"
+    );
+}
