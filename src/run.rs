@@ -27,6 +27,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let config = kube::Config::infer()
         .await
         .context("connecting to Kubernetes: set KUBECONFIG, or run inside a cluster")?;
+    // Leader election has a client of its own, outside the rate limit: renewing the Lease must
+    // never queue behind a burst of reconciles, or a busy leader would give up its Lease.
+    let election_client = kube::Client::try_from(config.clone())
+        .context("building the Kubernetes client for leader election")?;
     let client = kube::client::ClientBuilder::try_from(config)
         .context("building the Kubernetes client")?
         .with_layer(&crate::telemetry::throttle::ThrottleLayer::new(
@@ -96,7 +100,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             identity: crate::leader::Election::identity(),
             duration: ops.leader_election_lease_duration,
         };
-        crate::leader::run_elected(client, election, metrics, readiness, controllers).await?;
+        crate::leader::run_elected(election_client, election, metrics, readiness, controllers)
+            .await?;
     } else {
         metrics.set_leader(true);
         controllers().await;
