@@ -210,6 +210,7 @@ impl AuditArgs {
             file_keep: self.audit_file_keep,
             key_secret: self.audit_key_secret.clone(),
             key_namespace: crate::audit::key::own_namespace(),
+            dropped: Default::default(),
         }
     }
 }

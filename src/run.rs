@@ -71,7 +71,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             missing.join(", ")
         );
     }
-    let audit = crate::audit::Auditor::start(&client, &args.audit.settings())
+    let audit_settings = crate::audit::AuditSettings {
+        dropped: metrics.audit_records_dropped(),
+        ..args.audit.settings()
+    };
+    let audit = crate::audit::Auditor::start(&client, &audit_settings)
         .await
         .context("starting the audit log")?;
     let settings = Settings {

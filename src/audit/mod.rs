@@ -13,7 +13,7 @@ pub mod verify;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use fingerprint::FingerprintKey;
 pub use record::{Draft, Record, Trigger, User, Verb};
@@ -43,6 +43,8 @@ pub struct AuditSettings {
     /// The Secret holding the fingerprint key, in `key_namespace`.
     pub key_secret: String,
     pub key_namespace: String,
+    /// Counts records a sink could not keep; exported as `lockstep_audit_records_dropped_total`.
+    pub dropped: prometheus_client::metrics::counter::Counter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +67,7 @@ struct Inner {
     sinks: Vec<Sink>,
     policy: SpoolFullPolicy,
     spool_max_bytes: u64,
-    dropped: AtomicU64,
+    dropped: prometheus_client::metrics::counter::Counter,
     file_failing: AtomicBool,
     /// The objects looked at since start, to tell a start-up sync from a periodic one.
     seen: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -130,7 +132,7 @@ impl Auditor {
             sinks,
             policy: settings.spool_full,
             spool_max_bytes: settings.spool_max_bytes,
-            dropped: AtomicU64::new(0),
+            dropped: settings.dropped.clone(),
             file_failing: AtomicBool::new(false),
             seen: Default::default(),
         })))
@@ -193,7 +195,7 @@ impl Auditor {
                     if matches!(sink, Sink::File(_)) {
                         inner.file_failing.store(true, Ordering::Relaxed);
                     }
-                    let dropped = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    let dropped = inner.dropped.inc() + 1;
                     if dropped == 1 || dropped.is_multiple_of(100) {
                         tracing::warn!(sink = %sink.name(), error = %e, dropped, "audit record dropped");
                     }
@@ -214,9 +216,7 @@ impl Auditor {
 
     /// Records that a sink could not keep, since start.
     pub fn dropped(&self) -> u64 {
-        self.0
-            .as_ref()
-            .map_or(0, |i| i.dropped.load(Ordering::Relaxed))
+        self.0.as_ref().map_or(0, |i| i.dropped.get())
     }
 
     /// Under `--audit-spool-full=block`, why Secrets may not be written now.
@@ -255,6 +255,7 @@ mod tests {
             file_keep: 0,
             key_secret: String::new(),
             key_namespace: String::new(),
+            dropped: Default::default(),
         };
         let key = FingerprintKey::new(vec![7; fingerprint::KEY_BYTES]).unwrap();
         Auditor::from_parts(key, User::default(), &settings, sinks)
@@ -298,6 +299,25 @@ mod tests {
         assert!(text.contains("\"namespace\":\"team\""));
         assert!(!text.contains("hunter2"));
         assert!(text.contains("hmac-sha256:"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[tokio::test]
+    async fn records_a_full_spool_cannot_keep_are_counted_for_the_metric() {
+        let dir = std::env::temp_dir().join(format!("lockstep-auditor-{}", uuid::Uuid::now_v7()));
+        // A receiver that is not there and a spool with no room: under Drop, records are lost.
+        let sink = HttpSink::start("http://127.0.0.1:1/", &dir, 1).unwrap();
+        let a = for_tests(vec![Sink::Http(sink)], SpoolFullPolicy::Drop, 1);
+        let exported = a.0.as_ref().map(|i| i.dropped.clone()).unwrap();
+        for _ in 0..3 {
+            a.emit(Draft::new(Verb::Get, Trigger::Periodic));
+        }
+        assert_eq!(a.dropped(), 3);
+        assert_eq!(
+            exported.get(),
+            3,
+            "the metric's counter is the one the auditor increments"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -97,6 +97,7 @@ pub struct Metrics {
     managed_secrets: Gauge,
     managed: Arc<Mutex<HashSet<(String, String)>>>,
     leader: Gauge,
+    audit_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -203,6 +204,12 @@ impl Metrics {
             "1 when this replica holds the leader Lease (or leader election is off), 0 on standby",
             leader.clone(),
         );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "lockstep_audit_records_dropped",
+            "Audit records a sink could not keep (spool full under --audit-spool-full=drop, or a failing file)",
+            audit_dropped.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             sync_calls,
@@ -219,7 +226,13 @@ impl Metrics {
             managed_secrets,
             managed: Arc::default(),
             leader,
+            audit_dropped,
         }
+    }
+
+    /// The counter the audit log increments for each record it could not keep.
+    pub fn audit_records_dropped(&self) -> Counter {
+        self.audit_dropped.clone()
     }
 
     /// The exposition in Prometheus' text format 0.0.4 (ESO's counters keep their names).
