@@ -126,21 +126,31 @@ pub const PRIVATE_PORTS_NO_ELECTION: [&str; 3] = [
 /// One `lockstep run` per test binary, started on first use against the environment, logging at
 /// debug level into a file the tests read (to prove no value ever reaches a log line). It stops
 /// when the test binary exits, however it exits.
+///
+/// Test binaries run one after another against the same environment; the shared lockstep of the
+/// previous binary is killed before this one starts, so that two never reconcile the same objects
+/// (a test counting credential exchanges or reading "its" log would otherwise see the other's).
 pub fn lockstep() -> &'static std::path::Path {
     type Running = (std::path::PathBuf, std::sync::Mutex<std::process::Child>);
     static LOCKSTEP: std::sync::OnceLock<Running> = std::sync::OnceLock::new();
     let (log, _watchdog) = LOCKSTEP.get_or_init(|| {
         env("KUBECONFIG");
+        let pidfile = std::path::Path::new(&env("LOCKSTEP_TEST_CLUSTER_DIR"))
+            .with_file_name("shared-lockstep.pid");
+        stop_previous_lockstep(&pidfile);
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
         let log = dir.join(format!("lockstep-{}.log", std::process::id()));
         // A shell watchdog: the test binary cannot run destructors for statics, so the child is
-        // tied to this process's lifetime instead.
+        // tied to this process's lifetime instead. No graceful shutdown is needed once the tests
+        // are over, and none is wanted: it would overlap with the next binary's lockstep.
         let script = format!(
-            "{bin} run {ops} >>{log} 2>&1 & child=$!; trap 'kill $child 2>/dev/null' EXIT; \
-             while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done",
+            "{bin} run {ops} >>{log} 2>&1 & child=$!; echo $child >{pidfile}; \
+             trap 'kill -9 $child 2>/dev/null' EXIT; \
+             while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.2; done",
             bin = env!("CARGO_BIN_EXE_lockstep"),
             ops = PRIVATE_PORTS_NO_ELECTION.join(" "),
             log = log.display(),
+            pidfile = pidfile.display(),
             pid = std::process::id(),
         );
         let watchdog = std::process::Command::new("bash")
@@ -152,6 +162,34 @@ pub fn lockstep() -> &'static std::path::Path {
         (log, std::sync::Mutex::new(watchdog))
     });
     log
+}
+
+/// Kills the shared lockstep a previous test binary left running, if its pid still names one,
+/// and waits until it is gone.
+fn stop_previous_lockstep(pidfile: &std::path::Path) {
+    let Some(pid) = std::fs::read_to_string(pidfile)
+        .ok()
+        .map(|p| p.trim().to_owned())
+    else {
+        return;
+    };
+    let is_lockstep = |pid: &str| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains("lockstep"))
+            .unwrap_or(false)
+    };
+    if !is_lockstep(&pid) {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status();
+    for _ in 0..100 {
+        if !is_lockstep(&pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A Secrets Manager client configured only from the environment.
