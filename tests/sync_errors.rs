@@ -9,31 +9,16 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    Forwarder, PrivateLockstep, WAIT, apply, assert_absent, assert_no_value_leaked,
+    Forwarder, PrivateLockstep, WAIT, apis, apply, assert_absent, assert_no_value_leaked,
     assert_unchanged, aws_store, canary, data, eventually, external_secret, lockstep, put_remote,
-    secrets_manager, tenant, unique, wait_for_data, wait_for_event, wait_for_message,
+    remote, secrets_manager, tenant, unique, wait_for_data, wait_for_event, wait_for_message,
     wait_for_reason,
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
-use lockstep::api::external_secret::ExternalSecret;
 use lockstep::api::secret_store::{ClusterSecretStore, SecretStore};
 use serde_json::json;
-
-fn apis(client: &Client, namespace: &str) -> (Api<ExternalSecret>, Api<Secret>) {
-    (
-        Api::namespaced(client.clone(), namespace),
-        Api::namespaced(client.clone(), namespace),
-    )
-}
-
-/// A remote secret with a fresh name holding `value`.
-async fn remote(prefix: &str, value: &str) -> String {
-    let name = unique(prefix);
-    put_remote(&secrets_manager().await, &name, value).await;
-    name
-}
 
 async fn create_secret(client: &Client, namespace: &str, name: &str, data: &[(&str, &str)]) {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);

@@ -10,30 +10,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    WAIT, apply, assert_no_value_leaked, assert_unchanged, canary, data, delete_remote, eventually,
-    external_secret, lockstep, put_remote, ready, secret_text, secrets_manager, tenant, unique,
-    wait_for_data, wait_for_event, wait_for_reason,
+    WAIT, apis, apply, assert_no_value_leaked, assert_unchanged, canary, data, delete_remote,
+    eventually, external_secret, lockstep, put_remote, ready, remote, secret_text, secrets_manager,
+    tenant, unique, wait_for_data, wait_for_event, wait_for_reason,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use lockstep::api::external_secret::ExternalSecret;
 use serde_json::json;
-
-fn apis(client: &Client, namespace: &str) -> (Api<ExternalSecret>, Api<Secret>) {
-    (
-        Api::namespaced(client.clone(), namespace),
-        Api::namespaced(client.clone(), namespace),
-    )
-}
-
-/// A plain remote secret with a fresh name, holding `value`.
-async fn remote(prefix: &str, value: &str) -> String {
-    let name = unique(prefix);
-    put_remote(&secrets_manager().await, &name, value).await;
-    name
-}
 
 async fn wait_gone<K>(api: &Api<K>, name: &str, what: &str)
 where

@@ -272,6 +272,27 @@ pub async fn apply_manifest(client: &Client, namespace: &str, mut value: serde_j
     .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
 }
 
+/// The ExternalSecrets and Secrets of `namespace`.
+pub fn apis(
+    client: &Client,
+    namespace: &str,
+) -> (
+    Api<lockstep::api::external_secret::ExternalSecret>,
+    Api<k8s_openapi::api::core::v1::Secret>,
+) {
+    (
+        Api::namespaced(client.clone(), namespace),
+        Api::namespaced(client.clone(), namespace),
+    )
+}
+
+/// A remote secret with a fresh name, holding `value`.
+pub async fn remote(prefix: &str, value: &str) -> String {
+    let name = unique(prefix);
+    put_remote(&secrets_manager().await, &name, value).await;
+    name
+}
+
 /// A ServiceAccount, with an IRSA role annotation when `role` is set.
 pub async fn service_account(client: &Client, namespace: &str, name: &str, role: Option<&str>) {
     let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
