@@ -10,13 +10,16 @@
 //! Usage: audit_throughput LOCKSTEP_BINARY [N] [ROUNDS]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "shared/bench.rs"]
+mod bench;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use lockstep::api::external_secret::ExternalSecret;
 use lockstep::api::secret_store::SecretStore;
@@ -115,28 +118,7 @@ async fn measure(
     let ns = format!("bench-audit-{}-{tag}", std::process::id());
     let class = ns.clone();
     let params = PatchParams::apply("lockstep-bench");
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: meta(&ns),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            annotations: Some(BTreeMap::from([(
-                "eks.amazonaws.com/role-arn".to_string(),
-                "arn:aws:iam::123456789012:role/bench".to_string(),
-            )])),
-            ..meta("app")
-        },
-        ..Default::default()
-    };
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &sa)
-        .await?;
+    bench::tenant_namespace(client, &ns).await?;
     let log = std::fs::File::create(std::env::temp_dir().join(format!("{ns}.log")))?;
     let mut lockstep = std::process::Command::new(binary)
         .args(["run", "--namespace", &ns, "--controller-class", &class])
@@ -158,14 +140,18 @@ async fn measure(
     });
     let stores: Api<SecretStore> = Api::namespaced(client.clone(), &ns);
     stores.patch("aws", &params, &Patch::Apply(&store)).await?;
-    poll(Duration::from_secs(60), || async {
-        let s = stores.get("aws").await.ok()?;
-        s.status?
-            .conditions
-            .iter()
-            .any(|c| c.status.to_string() == "True")
-            .then_some(())
-    })
+    bench::poll(
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || async {
+            let s = stores.get("aws").await.ok()?;
+            s.status?
+                .conditions
+                .iter()
+                .any(|c| c.status.to_string() == "True")
+                .then_some(())
+        },
+    )
     .await;
 
     let ess: Api<ExternalSecret> = Api::namespaced(client.clone(), &ns);
@@ -182,10 +168,14 @@ async fn measure(
             .await?;
     }
     let managed = ListParams::default().labels("reconcile.external-secrets.io/managed=true");
-    poll(Duration::from_secs(600), || async {
-        let list = secrets.list_metadata(&managed).await.ok()?;
-        (list.items.len() >= n).then_some(())
-    })
+    bench::poll(
+        Duration::from_secs(600),
+        Duration::from_millis(20),
+        || async {
+            let list = secrets.list_metadata(&managed).await.ok()?;
+            (list.items.len() >= n).then_some(())
+        },
+    )
     .await;
     let elapsed = started.elapsed();
     let _ = lockstep.kill();
@@ -242,26 +232,4 @@ async fn receiver(count: Arc<AtomicUsize>) -> String {
         }
     });
     format!("http://{addr}")
-}
-
-fn meta(name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        ..Default::default()
-    }
-}
-
-async fn poll<T, F, Fut>(timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

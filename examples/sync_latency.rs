@@ -6,11 +6,14 @@
 //!    while every ExternalSecret is refreshed once (force-sync annotation).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "shared/bench.rs"]
+mod bench;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use lockstep::api::external_secret::ExternalSecret;
 use lockstep::api::secret_store::SecretStore;
@@ -28,28 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let ns = format!("bench-{}", std::process::id());
     let params = PatchParams::apply("lockstep-bench");
 
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: meta(&ns),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            annotations: Some(BTreeMap::from([(
-                "eks.amazonaws.com/role-arn".to_string(),
-                "arn:aws:iam::123456789012:role/bench".to_string(),
-            )])),
-            ..meta("app")
-        },
-        ..Default::default()
-    };
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &sa)
-        .await?;
+    bench::tenant_namespace(&client, &ns).await?;
     let sm = aws_sdk_secretsmanager::Client::new(&aws_config::load_from_env().await);
     let remote = format!("bench/{ns}/password");
     sm.create_secret()
@@ -64,14 +46,18 @@ async fn main() -> anyhow::Result<()> {
     });
     let stores: Api<SecretStore> = Api::namespaced(client.clone(), &ns);
     stores.patch("aws", &params, &Patch::Apply(&store)).await?;
-    poll(Duration::from_secs(60), || async {
-        let s = stores.get("aws").await.ok()?;
-        s.status?
-            .conditions
-            .iter()
-            .any(|c| c.status.to_string() == "True")
-            .then_some(())
-    })
+    bench::poll(
+        Duration::from_secs(60),
+        Duration::from_millis(10),
+        || async {
+            let s = stores.get("aws").await.ok()?;
+            s.status?
+                .conditions
+                .iter()
+                .any(|c| c.status.to_string() == "True")
+                .then_some(())
+        },
+    )
     .await;
 
     let ess: Api<ExternalSecret> = Api::namespaced(client.clone(), &ns);
@@ -86,9 +72,11 @@ async fn main() -> anyhow::Result<()> {
         });
         let started = Instant::now();
         ess.patch(&name, &params, &Patch::Apply(&es)).await?;
-        poll(Duration::from_secs(60), || async {
-            secrets.get_opt(&name).await.ok().flatten().map(|_| ())
-        })
+        bench::poll(
+            Duration::from_secs(60),
+            Duration::from_millis(10),
+            || async { secrets.get_opt(&name).await.ok().flatten().map(|_| ()) },
+        )
         .await;
         latencies.push(started.elapsed());
     }
@@ -122,16 +110,21 @@ async fn main() -> anyhow::Result<()> {
     }
     for i in 0..n {
         let name = format!("es-{i}");
-        poll(Duration::from_secs(120), || async {
-            let es = ess.get(&name).await.ok()?;
-            let generation = es.metadata.generation;
-            let version = lockstep::materialize::synced_resource_version(
-                generation,
-                es.metadata.labels.as_ref(),
-                es.metadata.annotations.as_ref(),
-            );
-            (es.status?.synced_resource_version.as_deref() == Some(version.as_str())).then_some(())
-        })
+        bench::poll(
+            Duration::from_secs(120),
+            Duration::from_millis(10),
+            || async {
+                let es = ess.get(&name).await.ok()?;
+                let generation = es.metadata.generation;
+                let version = lockstep::materialize::synced_resource_version(
+                    generation,
+                    es.metadata.labels.as_ref(),
+                    es.metadata.annotations.as_ref(),
+                );
+                (es.status?.synced_resource_version.as_deref() == Some(version.as_str()))
+                    .then_some(())
+            },
+        )
         .await;
     }
     http("POST", "/moto-api/recorder/stop-recording");
@@ -162,30 +155,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn meta(name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        ..Default::default()
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-async fn poll<T, F, Fut>(timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// A tiny HTTP client for moto's control API, through curl (always present where the scripts run).
