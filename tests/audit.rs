@@ -215,6 +215,16 @@ async fn each_operation_is_recorded_once_without_any_value() {
     let read = exactly(&file, "app", "get", 1).await;
     assert_eq!(read["remote"]["key"], key.as_str());
     assert_eq!(read["remote"]["versionStages"], json!(["AWSCURRENT"]));
+    // The VersionId AWS returned for the stage read, so the record joins CloudTrail's.
+    let version_id = sm
+        .get_secret_value()
+        .secret_id(&key)
+        .send()
+        .await
+        .unwrap()
+        .version_id
+        .unwrap();
+    assert_eq!(read["remote"]["versionId"], version_id.as_str());
     assert_eq!(read["store"]["kind"], "SecretStore");
     assert_eq!(read["store"]["name"], "aws");
     assert_eq!(read["store"]["provider"], "aws");

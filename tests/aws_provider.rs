@@ -102,22 +102,38 @@ async fn versions_select_the_current_the_previous_and_a_version_id() {
         .await
         .unwrap();
 
-    assert_eq!(p.get(&key(&name)).await.unwrap().expose(), b"value-2");
+    assert_eq!(p.get(&key(&name)).await.unwrap().value.expose(), b"value-2");
     assert_eq!(
-        p.get(&at(&name, "AWSCURRENT")).await.unwrap().expose(),
+        p.get(&at(&name, "AWSCURRENT"))
+            .await
+            .unwrap()
+            .value
+            .expose(),
         b"value-2"
     );
     assert_eq!(
-        p.get(&at(&name, "AWSPREVIOUS")).await.unwrap().expose(),
+        p.get(&at(&name, "AWSPREVIOUS"))
+            .await
+            .unwrap()
+            .value
+            .expose(),
         b"value-1"
     );
     assert_eq!(
         p.get(&at(&name, &format!("uuid/{first}")))
             .await
             .unwrap()
+            .value
             .expose(),
         b"value-1"
     );
+    // The read reports the version it returned, for the audit record.
+    let previous = p.get(&at(&name, "AWSPREVIOUS")).await.unwrap().version;
+    assert_eq!(previous.id.as_deref(), Some(first.as_str()));
+    assert_eq!(previous.stages, vec!["AWSPREVIOUS".to_string()]);
+    let current = p.get(&key(&name)).await.unwrap().version;
+    assert_ne!(current.id.as_deref(), Some(first.as_str()));
+    assert_eq!(current.stages, vec!["AWSCURRENT".to_string()]);
 
     let err = p
         .get(&at(&name, "uuid/00000000-0000-0000-0000-000000000000"))
@@ -150,7 +166,7 @@ async fn a_binary_secret_is_returned_as_its_bytes() {
         .send()
         .await
         .unwrap();
-    let value = provider().await.get(&key(&name)).await.unwrap();
+    let value = provider().await.get(&key(&name)).await.unwrap().value;
     assert_eq!(value.expose(), bytes.as_slice());
 }
 
@@ -171,7 +187,7 @@ async fn metadata_fetch_returns_the_tags_as_eso_does() {
         fetch_metadata: true,
         ..Default::default()
     };
-    let tags = p.get(&remote).await.unwrap();
+    let tags = p.get(&remote).await.unwrap().value;
     // Go's json.Marshal of a map: keys sorted, no spaces.
     assert_eq!(
         tags.expose(),
@@ -188,7 +204,7 @@ async fn metadata_fetch_returns_the_tags_as_eso_does() {
         fetch_metadata: true,
         ..Default::default()
     };
-    assert_eq!(p.get(&remote).await.unwrap().expose(), b"{}");
+    assert_eq!(p.get(&remote).await.unwrap().value.expose(), b"{}");
 
     let missing = RemoteRef {
         key: unique("metadata/missing"),

@@ -43,7 +43,9 @@ async fn the_sdk_creates_and_reads_a_secret_through_the_environment() {
         })
         .await
         .unwrap();
-    assert_eq!(value.expose(), br#"{"password":"s3cr3t"}"#);
+    assert_eq!(value.value.expose(), br#"{"password":"s3cr3t"}"#);
+    assert!(value.version.stages.contains(&"AWSCURRENT".to_string()));
+    assert_eq!(value.version.id.as_deref(), got.version_id());
 }
 
 #[tokio::test]

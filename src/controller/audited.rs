@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use lockstep_provider_api::{ProviderError, SecretValue};
+use lockstep_provider_api::{ProviderError, SecretValue, VersionInfo};
 
 use super::connect::Audit;
 use super::stores::Store;
@@ -82,7 +82,7 @@ pub fn read(
     (mode, asked): (&str, &str),
     key: &str,
     version: Option<&str>,
-    outcome: Result<&SecretValue, &ProviderError>,
+    outcome: Result<(&SecretValue, &VersionInfo), &ProviderError>,
 ) {
     if !audit
         .auditor
@@ -90,7 +90,14 @@ pub fn read(
     {
         return;
     }
-    let (version_id, version_stages) = crate::audit::record::remote_version(version);
+    // The version the provider says it returned; the one asked for when it says nothing (a
+    // failed read, or a provider without versions).
+    let (version_id, version_stages) = match outcome {
+        Ok((_, read)) if read.id.is_some() || !read.stages.is_empty() => {
+            (read.id.clone(), read.stages.clone())
+        }
+        _ => crate::audit::record::remote_version(version),
+    };
     let mut draft = Draft::new(Verb::Get, audit.trigger);
     draft.started = asked.to_owned();
     draft.object_ref = audit.object.cloned();
@@ -104,7 +111,7 @@ pub fn read(
         ..Default::default()
     });
     match outcome {
-        Ok(value) => draft.fingerprints = audit.auditor.fingerprints([(key, value.expose())]),
+        Ok((value, _)) => draft.fingerprints = audit.auditor.fingerprints([(key, value.expose())]),
         Err(e) => {
             draft.response_status = ResponseStatus::failure(e.class.as_str(), e.message.clone())
         }

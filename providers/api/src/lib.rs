@@ -37,6 +37,32 @@ pub struct FindQuery {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Which version a read returned, as the provider reports it (for the audit record).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VersionInfo {
+    /// The provider's identifier of the version read (AWS: the VersionId), when it has one.
+    pub id: Option<String>,
+    /// The labels the version carries (AWS: staging labels such as `AWSCURRENT`).
+    pub stages: Vec<String>,
+}
+
+/// One value read, and which version of the secret it came from.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub value: SecretValue,
+    pub version: VersionInfo,
+}
+
+impl Fetched {
+    /// A value whose provider has no notion of versions.
+    pub fn unversioned(value: SecretValue) -> Self {
+        Self {
+            value,
+            version: VersionInfo::default(),
+        }
+    }
+}
+
 /// What a store can do, reported in the store's `status.capabilities`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capabilities {
@@ -57,8 +83,19 @@ pub enum Validation {
 /// One secret manager behind one store identity.
 #[async_trait::async_trait]
 pub trait SecretProvider: Send + Sync {
-    /// Reads one secret (or one property of it).
-    async fn get(&self, remote: &RemoteRef) -> Result<SecretValue, ProviderError>;
+    /// Reads one secret (the controller applies `property` to the bytes returned).
+    async fn get(&self, remote: &RemoteRef) -> Result<Fetched, ProviderError>;
+
+    /// Reads several secrets; the result at position `i` answers `remotes[i]`, so one secret's
+    /// error reaches only the callers that asked for it. Providers with a batch API override this
+    /// to spend fewer calls; the default reads one by one.
+    async fn get_many(&self, remotes: &[RemoteRef]) -> Vec<Result<Fetched, ProviderError>> {
+        let mut out = Vec::with_capacity(remotes.len());
+        for remote in remotes {
+            out.push(self.get(remote).await);
+        }
+        out
+    }
 
     /// Reads one secret and explodes its JSON object into keys (`dataFrom.extract`).
     async fn get_map(

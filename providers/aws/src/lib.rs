@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::Client;
 use lockstep_provider_api::{
-    Capabilities, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue, Validation,
+    Capabilities, Fetched, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue,
+    Validation,
 };
 
 use crate::errors::{Call, call_error};
@@ -52,7 +53,7 @@ impl SecretsManager {
 impl SecretProvider for SecretsManager {
     /// The value at `remote.version`, or with `fetch_metadata` the tags as a JSON object.
     /// `remote.property` is not applied here: the controller applies it to these bytes.
-    async fn get(&self, remote: &RemoteRef) -> Result<SecretValue, ProviderError> {
+    async fn get(&self, remote: &RemoteRef) -> Result<Fetched, ProviderError> {
         let id = self.id(remote);
         if remote.fetch_metadata {
             read::tags(&self.client, &id).await
@@ -65,7 +66,7 @@ impl SecretProvider for SecretsManager {
         &self,
         remote: &RemoteRef,
     ) -> Result<BTreeMap<String, SecretValue>, ProviderError> {
-        let value = self.get(remote).await?;
+        let value = self.get(remote).await?.value;
         let object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(value.expose()).map_err(|_| {
                 ProviderError::invalid(format!(

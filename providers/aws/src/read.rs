@@ -7,7 +7,7 @@
 //! rules only differ for a version that holds both, which Secrets Manager refuses to create
 //! (CreateSecret and PutSecretValue take one or the other), so against AWS they always agree.
 use aws_sdk_secretsmanager::Client;
-use lockstep_provider_api::{ErrorClass, ProviderError, SecretValue};
+use lockstep_provider_api::{ErrorClass, Fetched, ProviderError, SecretValue, VersionInfo};
 
 use crate::errors::{Call, call_error};
 
@@ -55,7 +55,7 @@ pub(crate) async fn value(
     client: &Client,
     id: &str,
     version: Option<&str>,
-) -> Result<SecretValue, ProviderError> {
+) -> Result<Fetched, ProviderError> {
     let version = Version::of(version)?;
     let request = client.get_secret_value().secret_id(id);
     let request = match version {
@@ -69,22 +69,31 @@ pub(crate) async fn value(
         }
         err
     })?;
-    if let Some(text) = out.secret_string {
-        return Ok(SecretValue::from(text));
-    }
-    if let Some(binary) = out.secret_binary {
-        return Ok(SecretValue::new(binary.into_inner()));
-    }
-    Err(ProviderError::invalid(format!(
-        "{} holds neither SecretString nor SecretBinary: put a value into it (PutSecretValue)",
-        version.describe(id)
-    )))
+    let read = VersionInfo {
+        id: out.version_id,
+        stages: out.version_stages.unwrap_or_default(),
+    };
+    let value = match (out.secret_string, out.secret_binary) {
+        (Some(text), _) => SecretValue::from(text),
+        (None, Some(binary)) => SecretValue::new(binary.into_inner()),
+        (None, None) => {
+            return Err(ProviderError::invalid(format!(
+                "{} holds neither SecretString nor SecretBinary: put a value into it \
+                 (PutSecretValue)",
+                version.describe(id)
+            )));
+        }
+    };
+    Ok(Fetched {
+        value,
+        version: read,
+    })
 }
 
 /// The tags of secret `id` as ESO returns them for `metadataPolicy: Fetch`: a JSON object of tag
 /// keys to values, which `property` then selects from. DescribeSecret has no version, so
 /// `version` is ignored, as in ESO.
-pub(crate) async fn tags(client: &Client, id: &str) -> Result<SecretValue, ProviderError> {
+pub(crate) async fn tags(client: &Client, id: &str) -> Result<Fetched, ProviderError> {
     let out = client
         .describe_secret()
         .secret_id(id)
@@ -95,7 +104,7 @@ pub(crate) async fn tags(client: &Client, id: &str) -> Result<SecretValue, Provi
         .tags()
         .iter()
         .filter_map(|t| Some((t.key()?, t.value().unwrap_or_default())));
-    Ok(SecretValue::from(tags_json(tags)))
+    Ok(Fetched::unversioned(SecretValue::from(tags_json(tags))))
 }
 
 /// The JSON text Go's `json.Marshal` writes for a `map[string]string`, byte for byte: keys

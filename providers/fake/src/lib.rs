@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use lockstep_provider_api::{
-    Capabilities, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue, Validation,
+    Capabilities, Fetched, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue,
+    Validation, VersionInfo,
 };
 
 /// One entry of `spec.provider.fake.data`.
@@ -45,8 +46,15 @@ impl FakeProvider {
 
 #[async_trait::async_trait]
 impl SecretProvider for FakeProvider {
-    async fn get(&self, remote: &RemoteRef) -> Result<SecretValue, ProviderError> {
-        self.lookup(remote).cloned()
+    async fn get(&self, remote: &RemoteRef) -> Result<Fetched, ProviderError> {
+        let value = self.lookup(remote)?.clone();
+        Ok(Fetched {
+            value,
+            version: VersionInfo {
+                id: remote.version.clone().filter(|v| !v.is_empty()),
+                stages: Vec::new(),
+            },
+        })
     }
 
     async fn get_map(
@@ -126,7 +134,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            p.get(&v1).await.map(|v| v.expose().to_vec()).ok(),
+            p.get(&v1).await.map(|v| v.value.expose().to_vec()).ok(),
             Some(b"old".to_vec())
         );
         let v2 = RemoteRef {

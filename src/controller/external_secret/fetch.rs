@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client, ResourceExt};
 use lockstep_provider_api::{
-    ErrorClass, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue,
+    ErrorClass, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue, VersionInfo,
 };
 
 use crate::api::external_secret::{
@@ -245,9 +245,16 @@ pub async fn fetch(
             let found = provider.find(&find_query(find)).await;
             let how = ("find", asked.as_str());
             match &found {
-                Ok(map) => map
-                    .iter()
-                    .for_each(|(k, v)| audited::read(audit, &source, how, k, None, Ok(v))),
+                Ok(map) => map.iter().for_each(|(k, v)| {
+                    audited::read(
+                        audit,
+                        &source,
+                        how,
+                        k,
+                        None,
+                        Ok((v, &VersionInfo::default())),
+                    )
+                }),
                 Err(e) => audited::read(audit, &source, how, &label, None, Err(e)),
             }
             match found {
@@ -287,13 +294,13 @@ pub async fn fetch(
             (mode, &asked),
             &extract.key,
             request.version.as_deref(),
-            got.as_ref(),
+            got.as_ref().map(|read| (&read.value, &read.version)),
         );
         match got {
-            Ok(value) => {
+            Ok(read) => {
                 let value = materialize::property::select_property(
                     &extract.key,
-                    &value,
+                    &read.value,
                     extract.property.as_deref().unwrap_or_default(),
                 )
                 .map_err(|e| wrap(EntryError::Property(e)))?;
@@ -344,13 +351,13 @@ pub async fn fetch(
             (mode, &asked),
             &r.key,
             request.version.as_deref(),
-            got.as_ref(),
+            got.as_ref().map(|read| (&read.value, &read.version)),
         );
         match got {
-            Ok(value) => {
+            Ok(read) => {
                 let value = materialize::property::select_property(
                     &r.key,
-                    &value,
+                    &read.value,
                     r.property.as_deref().unwrap_or_default(),
                 )
                 .map_err(|e| wrap(EntryError::Property(e)))?;
