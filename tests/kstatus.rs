@@ -29,16 +29,18 @@ fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == kind)
 }
 
-/// kstatus' generic rules (status.Compute for a type it has no specific rules for), with Flux's
-/// reading of the `Ready` condition: the observed generation must be the latest, then
-/// `Reconciling`/`Stalled`, then `Ready`.
+/// kstatus' generic rules for a type it has no specific rules for (sigs.k8s.io/cli-utils
+/// pkg/kstatus/status: `checkGenericProperties`, then Current): deletion, then the observed
+/// generation (only compared when present), then `Reconciling`/`Stalled`. kstatus never reads
+/// `Ready`, which is why lockstep writes `Stalled` beside a failed `Ready` and defaults
+/// `observedGeneration` to 0.
 fn kstatus(obj: &Value) -> Kstatus {
     if !obj["metadata"]["deletionTimestamp"].is_null() {
         return Kstatus::Terminating;
     }
     let generation = obj["metadata"]["generation"].as_i64();
     let observed = obj["status"]["observedGeneration"].as_i64();
-    if observed.is_none() || observed != generation {
+    if generation.is_some() && observed.is_some() && observed != generation {
         return Kstatus::InProgress;
     }
     if condition(obj, "Reconciling").is_some_and(|c| c["status"] == "True") {
@@ -47,11 +49,7 @@ fn kstatus(obj: &Value) -> Kstatus {
     if condition(obj, "Stalled").is_some_and(|c| c["status"] == "True") {
         return Kstatus::Failed;
     }
-    match condition(obj, "Ready").map(|c| c["status"].as_str()) {
-        Some(Some("True")) => Kstatus::Current,
-        Some(Some("False")) => Kstatus::Failed,
-        _ => Kstatus::InProgress,
-    }
+    Kstatus::Current
 }
 
 /// Argo CD's health of an ExternalSecret (the Lua script, in Rust).
@@ -71,22 +69,45 @@ fn argo_health(obj: &Value) -> &'static str {
 
 #[test]
 fn the_rules_on_hand_written_objects() {
-    let obj = |generation: i64, observed: Option<i64>, ready: Option<&str>| {
+    let obj = |generation: i64, observed: Option<i64>, conditions: &[(&str, &str)]| {
         let mut o = json!({"metadata": {"generation": generation}, "status": {}});
         if let Some(g) = observed {
             o["status"]["observedGeneration"] = json!(g);
         }
-        if let Some(r) = ready {
-            o["status"]["conditions"] = json!([{"type": "Ready", "status": r}]);
-        }
+        o["status"]["conditions"] = conditions
+            .iter()
+            .map(|(t, s)| json!({"type": t, "status": s}))
+            .collect();
         o
     };
-    assert_eq!(kstatus(&obj(1, Some(1), Some("True"))), Kstatus::Current);
-    assert_eq!(kstatus(&obj(1, Some(1), Some("False"))), Kstatus::Failed);
-    assert_eq!(kstatus(&obj(2, Some(1), Some("True"))), Kstatus::InProgress);
-    assert_eq!(kstatus(&obj(1, None, None)), Kstatus::InProgress);
-    assert_eq!(argo_health(&obj(1, None, None)), "Progressing");
-    assert_eq!(argo_health(&obj(1, Some(1), Some("False"))), "Degraded");
+    assert_eq!(
+        kstatus(&obj(1, Some(1), &[("Ready", "True")])),
+        Kstatus::Current
+    );
+    assert_eq!(
+        kstatus(&obj(1, Some(1), &[("Ready", "False")])),
+        Kstatus::Current,
+        "kstatus ignores Ready: a failure must also say Stalled"
+    );
+    assert_eq!(
+        kstatus(&obj(1, Some(1), &[("Ready", "False"), ("Stalled", "True")])),
+        Kstatus::Failed
+    );
+    assert_eq!(
+        kstatus(&obj(2, Some(1), &[("Ready", "True")])),
+        Kstatus::InProgress
+    );
+    assert_eq!(
+        kstatus(&obj(1, None, &[])),
+        Kstatus::Current,
+        "no status: Current"
+    );
+    assert_eq!(kstatus(&obj(1, Some(0), &[])), Kstatus::InProgress);
+    assert_eq!(argo_health(&obj(1, None, &[])), "Progressing");
+    assert_eq!(
+        argo_health(&obj(1, Some(1), &[("Ready", "False")])),
+        "Degraded"
+    );
 }
 
 #[tokio::test]
@@ -118,8 +139,10 @@ async fn argo_cd_and_flux_read_the_status_of_real_external_secrets() {
     )
     .await;
 
-    // Not reconciled yet (no lockstep handles the store's class): in progress for both.
+    // Not reconciled yet (no lockstep handles the store's class): in progress for both, because
+    // the API server defaults observedGeneration to 0.
     let fresh = read("synced").await;
+    assert_eq!(fresh["status"]["observedGeneration"], 0, "{fresh}");
     assert_eq!(kstatus(&fresh), Kstatus::InProgress, "{fresh}");
     assert_eq!(argo_health(&fresh), "Progressing");
 
@@ -133,8 +156,12 @@ async fn argo_cd_and_flux_read_the_status_of_real_external_secrets() {
     })
     .await;
     assert_eq!(argo_health(&synced), "Healthy");
-    let failing = read("failing").await;
-    assert_eq!(kstatus(&failing), Kstatus::Failed, "{failing}");
+    let failing = common::eventually("failing to be Failed", common::WAIT, || async {
+        let obj = read("failing").await;
+        (kstatus(&obj) == Kstatus::Failed).then_some(obj)
+    })
+    .await;
+    assert!(condition(&failing, "Stalled").is_some(), "{failing}");
     assert_eq!(argo_health(&failing), "Degraded");
 
     // A spec change lockstep has not seen yet: kstatus waits for the new generation.

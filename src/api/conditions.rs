@@ -44,12 +44,15 @@ impl fmt::Display for ConditionStatus {
     }
 }
 
-/// The condition types an ExternalSecret may carry. Only `Ready` is ever written; ESO's schema
-/// also allows `Deleted`, so stored objects that carry it still validate.
+/// The condition types an ExternalSecret may carry. `Ready` is ESO's; `Stalled` (True beside
+/// Ready=False) is kstatus' failure condition, which Flux and `kubectl wait`-style tools read: kstatus
+/// does not look at `Ready`, so without it a failing ExternalSecret would read as Current. ESO's
+/// schema also allows `Deleted`, so stored objects that carry it still validate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 pub enum ExternalSecretConditionType {
     #[default]
     Ready,
+    Stalled,
     Deleted,
 }
 

@@ -1,7 +1,7 @@
 //! Assembling the CRDs: the schemas derived from the Rust types, served at the versions ESO
 //! manifests use, with the touches a derive cannot express.
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps,
+    CustomResourceDefinition, CustomResourceDefinitionVersion, JSON, JSONSchemaProps,
     JSONSchemaPropsOrArray, JSONSchemaPropsOrBool, ValidationRule,
 };
 use kube::CustomResourceExt;
@@ -18,7 +18,7 @@ pub const V1BETA1: &str = "v1beta1";
 /// Every CRD lockstep serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
-        also_served_as_v1beta1(finish(ExternalSecret::crd())),
+        also_served_as_v1beta1(with_unobserved_status(finish(ExternalSecret::crd()))),
         also_served_as_v1beta1(secret_store()),
         also_served_as_v1beta1(cluster_secret_store()),
         also_served_as_v1beta1(finish(ClusterExternalSecret::crd())),
@@ -61,6 +61,19 @@ fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
             if let Some(refresh_time) = at_path(schema, &["status", "refreshTime"]) {
                 refresh_time.nullable = Some(true);
             }
+        }
+    }
+    crd
+}
+
+/// A new ExternalSecret reads back with `status.observedGeneration: 0` (a schema default, applied
+/// by the API server when it reads an object without status). kstatus (Flux, `kpt`, cli-utils) treats
+/// an object without `observedGeneration` as Current; with 0 it is InProgress until lockstep has
+/// reconciled it, so a GitOps tool waits for the first sync instead of reporting success early.
+fn with_unobserved_status(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        if let Some(status) = schema_mut(version).and_then(|s| at_path(s, &["status"])) {
+            status.default = Some(JSON(serde_json::json!({"observedGeneration": 0})));
         }
     }
     crd

@@ -62,6 +62,12 @@ pub fn next(
         last_transition_time: transition,
     };
     let succeeded = status == ConditionStatus::True;
+    // kstatus reads Stalled=True as Failed; it is dropped again as soon as a sync succeeds.
+    let stalled = (!succeeded).then(|| ExternalSecretCondition {
+        type_: ExternalSecretConditionType::Stalled,
+        status: ConditionStatus::True,
+        ..ready.clone()
+    });
     ExternalSecretStatus {
         refresh_time: if succeeded {
             Some(Time(started))
@@ -73,7 +79,7 @@ pub fn next(
         } else {
             previous.synced_resource_version
         },
-        conditions: vec![ready],
+        conditions: std::iter::once(ready).chain(stalled).collect(),
         binding: Some(LocalObjectReference {
             name: secret_name.into(),
         })
@@ -130,6 +136,7 @@ mod tests {
         };
         let s1 = next(&es, &ok, t0, "3-abc", "app-secret");
         assert_eq!(s1.observed_generation, Some(3));
+        assert_eq!(s1.conditions.len(), 1, "no Stalled condition while synced");
         assert_eq!(s1.conditions[0].reason.as_deref(), Some("SecretSynced"));
         assert_eq!(s1.conditions[0].message.as_deref(), Some("secret synced"));
         assert_eq!(
@@ -145,6 +152,9 @@ mod tests {
         let t1 = t0 + k8s_openapi::jiff::SignedDuration::from_secs(30);
         let s2 = next(&es, &failed, t1, "3-abc", "app-secret");
         assert_eq!(s2.conditions[0].status, ConditionStatus::False);
+        assert_eq!(s2.conditions[1].type_, ExternalSecretConditionType::Stalled);
+        assert_eq!(s2.conditions[1].status, ConditionStatus::True);
+        assert_eq!(s2.conditions[1].message, s2.conditions[0].message);
         assert_eq!(
             s2.conditions[0].message.as_deref(),
             Some("could not get secret data from provider: access denied")
@@ -167,6 +177,9 @@ mod tests {
             Some(Time(t1)),
             "no flip, no transition"
         );
+        es.status = Some(s3.clone());
+        let s4 = next(&es, &ok, t1, "3-abc", "app-secret");
+        assert_eq!(s4.conditions.len(), 1, "a success clears Stalled");
         assert!(
             !differs(&es, &s3),
             "an unchanged failure is not written again"
