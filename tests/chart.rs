@@ -95,7 +95,7 @@ fn helm_lint_passes() {
         "--strict",
         chart.to_str().unwrap(),
         "--set",
-        "scope.namespaced=true,networkPolicy.enabled=true,metrics.serviceMonitor.enabled=true",
+        "scope.namespaced=true,networkPolicy.enabled=true,metrics.serviceMonitor.enabled=true,audit.sinks={stdout}",
     ]);
 }
 
@@ -542,4 +542,81 @@ async fn the_pod_meets_the_restricted_pod_security_profile() {
     )
     .await
     .unwrap_or_else(|e| panic!("the restricted profile refused the chart's Pod: {e}"));
+}
+
+#[tokio::test]
+async fn audit_values_give_the_key_secret_and_a_writable_spool_nothing_more() {
+    let admin = common::client().await;
+    let release_ns = common::TestNamespace::new(&admin, "chart-audit-rel").await;
+    let class = common::unique("chart-audit");
+    let tenant = ops::namespace_with_store(&admin, "chart-audit", &class).await;
+    let release = common::unique("lockstep");
+    let objects = render(
+        &release,
+        release_ns.name(),
+        &[
+            "scope.namespaced=true",
+            &format!("scope.namespace={}", tenant.name()),
+            "audit.sinks={stdout,https://audit.example/ingest}",
+        ],
+    );
+    // The flags, and a volume where the read-only root filesystem would refuse the spool.
+    let pod = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"];
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    for flag in [
+        "--audit-log=stdout",
+        "--audit-log=https://audit.example/ingest",
+        "--audit-spool-dir=/var/lib/lockstep/audit-spool",
+        "--audit-spool-full=drop",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} missing: {args:?}");
+    }
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"],
+        json!([{"name": "audit", "mountPath": "/var/lib/lockstep"}])
+    );
+    assert_eq!(pod["volumes"][0]["name"], "audit");
+    assert!(pod["volumes"][0]["emptyDir"].is_object(), "{pod}");
+    // Without sinks: no volume, no audit flag, no key Role.
+    let plain = render(&release, release_ns.name(), &[]);
+    let plain_pod = &of_kind(&plain, "Deployment")[0]["spec"]["template"]["spec"];
+    assert!(plain_pod["volumes"].is_null(), "{plain_pod}");
+    assert!(!rules(&plain).iter().any(|r| {
+        r["resourceNames"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|x| x == "lockstep-audit-key"))
+    }));
+
+    apply_rendered(&admin, &objects).await;
+    let (client, kubeconfig) = as_service_account(&admin, release_ns.name(), &release).await;
+    // Only the key Secret is readable in the release namespace.
+    let release_secrets: Api<Secret> = Api::namespaced(client.clone(), release_ns.name());
+    let err = release_secrets.list(&Default::default()).await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref e) if e.code == 403),
+        "{err}"
+    );
+
+    // Sufficient: lockstep audits a full sync under that identity and creates the key Secret.
+    let kubeconfig = kubeconfig.to_str().unwrap().to_owned();
+    let lockstep = ops::Lockstep::start(
+        tenant.name(),
+        &class,
+        &[
+            "--audit-log=stdout",
+            &format!("--leader-election-namespace={}", release_ns.name()),
+        ],
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("POD_NAMESPACE", release_ns.name()),
+        ],
+    );
+    full_sync(&admin, tenant.name(), &class, &lockstep).await;
+    let key: Api<Secret> = Api::namespaced(admin.clone(), release_ns.name());
+    assert!(key.get_opt("lockstep-audit-key").await.unwrap().is_some());
+    let log = std::fs::read_to_string(&lockstep.log).unwrap();
+    assert!(
+        log.contains("\"apiVersion\":\"audit.lockstep.dev/v1\""),
+        "no audit record:\n{log}"
+    );
 }
