@@ -80,10 +80,13 @@ pub enum RefError {
         namespace: String,
         name: String,
         field: String,
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("reading {what}: {source}")]
-    Kube { what: String, source: kube::Error },
+    Kube {
+        what: String,
+        source: Box<kube::Error>,
+    },
 }
 
 impl RefError {
@@ -184,9 +187,9 @@ impl<'a> Refs<'a> {
         let secret = api
             .get_opt(&name)
             .await
-            .map_err(|source| RefError::Kube {
+            .map_err(|e| RefError::Kube {
                 what: format!("Secret {namespace}/{name}"),
-                source,
+                source: Box::new(e),
             })?
             .ok_or_else(|| RefError::Missing {
                 kind: "Secret",
@@ -299,9 +302,9 @@ impl<'a> Refs<'a> {
                 let map = api
                     .get_opt(name)
                     .await
-                    .map_err(|source| RefError::Kube {
+                    .map_err(|e| RefError::Kube {
                         what: format!("ConfigMap {namespace}/{name}"),
-                        source,
+                        source: Box::new(e),
                     })?
                     .ok_or_else(|| RefError::Missing {
                         kind: "ConfigMap",
@@ -340,9 +343,9 @@ impl<'a> Refs<'a> {
         let sa = api
             .get_opt(&sel.name)
             .await
-            .map_err(|source| RefError::Kube {
+            .map_err(|e| RefError::Kube {
                 what: format!("ServiceAccount {namespace}/{}", sel.name),
-                source,
+                source: Box::new(e),
             })?
             .ok_or_else(|| RefError::Missing {
                 kind: "ServiceAccount",
@@ -389,11 +392,11 @@ impl TokenSource {
         let answer = api
             .create_token_request(&self.name, &PostParams::default(), &request)
             .await
-            .map_err(|source| RefError::TokenRequest {
+            .map_err(|e| RefError::TokenRequest {
                 namespace: self.namespace.clone(),
                 name: self.name.clone(),
                 field: self.field.clone(),
-                source,
+                source: Box::new(e),
             })?;
         Ok(SecretValue::from(
             answer.status.and_then(|s| s.token).unwrap_or_default(),

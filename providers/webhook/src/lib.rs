@@ -218,7 +218,7 @@ impl Webhook {
             .body(body)
             .send()
             .await
-            .map_err(|e| self.transport_error(remote, &e))?;
+            .map_err(|e| self.transport_error(remote, e))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(ProviderError::not_found(format!(
@@ -236,18 +236,20 @@ impl Webhook {
                 self.label(),
                 remote.key
             )),
-            ReadError::Transport(e) => self.transport_error(remote, &e),
+            ReadError::Transport(e) => self.transport_error(remote, e),
         })
     }
 
-    fn transport_error(&self, remote: &RemoteRef, e: &reqwest::Error) -> ProviderError {
+    fn transport_error(&self, remote: &RemoteRef, e: reqwest::Error) -> ProviderError {
+        // The rendered URL may carry a secret (a token in the query): never in a message.
+        let e = e.without_url();
         let what = if e.is_timeout() {
             format!(
                 "no answer within {:?} (spec.provider.webhook.timeout)",
                 self.config.timeout.unwrap_or(DEFAULT_TIMEOUT)
             )
         } else {
-            chain(e)
+            chain(&e)
         };
         ProviderError::new(
             ErrorClass::Unavailable,
