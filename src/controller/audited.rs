@@ -38,11 +38,10 @@ pub fn store_ref(store: &Store, provider: &str, region: Option<&str>) -> StoreRe
 
 /// The store as a read record names it.
 pub fn store_of(store: &Store) -> StoreRef {
-    let p = &store.spec.provider;
-    match (&p.aws, &p.fake) {
-        (Some(aws), _) => store_ref(store, "aws", Some(&aws.region)),
-        (None, Some(_)) => store_ref(store, "fake", None),
-        _ => store_ref(store, "unknown", None),
+    match store.spec.provider.single() {
+        Ok(crate::api::provider::Provider::Aws(aws)) => store_ref(store, "aws", Some(&aws.region)),
+        Ok(other) => store_ref(store, other.key(), None),
+        Err(_) => store_ref(store, "unknown", None),
     }
 }
 

@@ -6,9 +6,13 @@ use lockstep_provider_api::{ErrorClass, ProviderError, SecretProvider, SecretVal
 use lockstep_provider_aws::credentials::BaseCredentials;
 use lockstep_provider_aws::{RetrySettings as AwsRetry, SecretsManager};
 use lockstep_provider_fake::{FakeEntry, FakeProvider};
+use lockstep_provider_kubernetes::KubernetesSecrets;
+use lockstep_provider_webhook::{FieldReferences, Webhook};
 
 use super::aws_identity::{self, AuthError, Scope};
+use super::store_refs::RefError;
 use super::stores::Store;
+use super::{kubernetes_store, webhook_store};
 use crate::api::provider::Provider;
 use crate::api::provider_aws::{AwsProvider, AwsService};
 use crate::api::secret_store::RetrySettings;
@@ -39,6 +43,8 @@ pub enum ConnectError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
+    Reference(#[from] RefError),
+    #[error(transparent)]
     Provider(#[from] ProviderError),
 }
 
@@ -66,10 +72,57 @@ pub async fn provider(
                 tenant: None,
             })
         }
-        other => Err(ConnectError::Unsupported(format!(
-            "the {} provider is accepted by the schema but not implemented yet; supported today: aws (SecretsManager) and fake",
-            other.key()
-        ))),
+        Provider::Kubernetes(spec) => {
+            let scope = scope_of(store, consumer_namespace);
+            let plan = kubernetes_store::plan(client, spec, scope).await?;
+            let key = cache_key(store, consumer_namespace, plan.sources.clone());
+            let connected = cache.get_or_connect(key, || async move {
+                let (connection, expires_at) = plan.connection(client).await?;
+                let provider: Arc<dyn SecretProvider> =
+                    Arc::new(KubernetesSecrets::connect(&connection).await?);
+                Ok::<_, ConnectError>((provider, expires_at))
+            });
+            Ok(Connected {
+                provider: connected.await?,
+                tenant: None,
+            })
+        }
+        Provider::Webhook(spec) => {
+            let scope = scope_of(store, consumer_namespace);
+            let (config, sources) = webhook_store::config(client, spec, scope).await?;
+            let key = cache_key(store, consumer_namespace, sources);
+            let connected = cache.get_or_connect(key, || async move {
+                // Field references only, until the template engine renders nested data (see
+                // providers/webhook/src/render.rs).
+                let provider: Arc<dyn SecretProvider> =
+                    Arc::new(Webhook::new(config, Arc::new(FieldReferences))?);
+                Ok::<_, ConnectError>((provider, None))
+            });
+            Ok(Connected {
+                provider: connected.await?,
+                tenant: None,
+            })
+        }
+    }
+}
+
+fn scope_of<'a>(store: &'a Store, consumer_namespace: Option<&'a str>) -> Scope<'a> {
+    Scope {
+        store_kind: store.kind,
+        store_name: &store.name,
+        store_namespace: store.namespace.as_deref(),
+        consumer_namespace,
+    }
+}
+
+/// The cache entry of a store used from `consumer_namespace`, valid while the objects its
+/// configuration was read from (`sources`) are unchanged.
+fn cache_key(store: &Store, consumer_namespace: Option<&str>, sources: Vec<String>) -> CacheKey {
+    CacheKey {
+        store: store.id(),
+        generation: store.generation,
+        consumer_namespace: consumer_namespace.unwrap_or_default().to_owned(),
+        sources,
     }
 }
 
@@ -198,6 +251,7 @@ pub fn class_of(err: &ConnectError) -> ErrorClass {
         ConnectError::Auth(AuthError::Kube { .. } | AuthError::TokenRequest { .. }) => {
             ErrorClass::Unavailable
         }
+        ConnectError::Reference(e) if e.is_transient() => ErrorClass::Unavailable,
         _ => ErrorClass::Invalid,
     }
 }

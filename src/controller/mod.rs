@@ -4,8 +4,11 @@ pub mod aws_identity;
 mod connect;
 mod context;
 mod external_secret;
+mod kubernetes_store;
 mod secret_store;
+mod store_refs;
 pub mod stores;
+mod webhook_store;
 
 use std::sync::Arc;
 

@@ -19,6 +19,7 @@ use serde_json::json;
 use super::aws_identity::AuthError;
 use super::connect::{self, ConnectError};
 use super::context::Context;
+use super::store_refs::RefError;
 use super::stores::Store;
 use crate::api::conditions::store as reason;
 use crate::api::conditions::{Condition, ConditionStatus, READY};
@@ -147,7 +148,10 @@ async fn reconcile<K: StoreKindExt>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Ac
         },
         // A ClusterSecretStore whose auth depends on the ExternalSecret's namespace cannot be
         // checked alone: ESO reports it Ready with ValidationUnknown, and so does lockstep.
-        Err(ConnectError::Auth(AuthError::Referent { .. })) => (
+        Err(
+            ConnectError::Auth(AuthError::Referent { .. })
+            | ConnectError::Reference(RefError::Referent { .. }),
+        ) => (
             ok(reason::VALIDATION_UNKNOWN, reason::MSG_VALIDATION_UNKNOWN),
             None,
         ),

@@ -52,6 +52,10 @@ RBAC section). Shared by the ClusterRole and the namespaced Role.
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get]
+# CA bundles a kubernetes or webhook store names with caProvider type ConfigMap.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
 - apiGroups: [""]
   resources: [serviceaccounts/token]
   verbs: [create]
