@@ -9,6 +9,8 @@
 //!   identity granted only `ssm:GetParameter` (what ESO needs) keeps working.
 //! - A throttled or unreachable call fails every read of the batch: repeating it per parameter
 //!   would only add load.
+use std::collections::{HashMap, HashSet};
+
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::Parameter;
 use lockstep_provider_api::{ErrorClass, Fetched, ProviderError};
@@ -54,13 +56,9 @@ pub(crate) async fn get_many(
     client: &Client,
     selections: &[Selection],
 ) -> Vec<Result<Fetched, ProviderError>> {
-    let mut distinct: Vec<&Selection> = Vec::new();
-    for s in selections {
-        if !distinct.contains(&s) {
-            distinct.push(s);
-        }
-    }
-    let mut values: Vec<(&Selection, Result<Fetched, ProviderError>)> = Vec::new();
+    let mut seen = HashSet::new();
+    let distinct: Vec<&Selection> = selections.iter().filter(|s| seen.insert(*s)).collect();
+    let mut values: HashMap<&Selection, Result<Fetched, ProviderError>> = HashMap::new();
     for chunk in distinct.chunks(GET_PARAMETERS_MAX) {
         let batch: Vec<Selection> = chunk.iter().map(|s| (*s).clone()).collect();
         match get_parameters(client, &batch).await {
@@ -75,7 +73,7 @@ pub(crate) async fn get_many(
                             get_parameter(client, selection).await
                         }
                     };
-                    values.push((selection, value));
+                    values.insert(selection, value);
                 }
             }
             Err(e) if e.class.is_transient() => {
@@ -88,7 +86,7 @@ pub(crate) async fn get_many(
                     chunk.len()
                 );
                 for selection in chunk {
-                    values.push((selection, get_parameter(client, selection).await));
+                    values.insert(selection, get_parameter(client, selection).await);
                 }
             }
         }
@@ -96,16 +94,12 @@ pub(crate) async fn get_many(
     selections
         .iter()
         .map(|s| {
-            values
-                .iter()
-                .find(|(read, _)| *read == s)
-                .map(|(_, value)| value.clone())
-                .unwrap_or_else(|| {
-                    Err(ProviderError::new(
-                        ErrorClass::Unavailable,
-                        format!("{} was not read", s.describe()),
-                    ))
-                })
+            values.get(s).cloned().unwrap_or_else(|| {
+                Err(ProviderError::new(
+                    ErrorClass::Unavailable,
+                    format!("{} was not read", s.describe()),
+                ))
+            })
         })
         .collect()
 }
