@@ -4,8 +4,8 @@ use std::sync::Arc;
 use kube::Client;
 use lockstep_provider_api::{ErrorClass, ProviderError, SecretProvider, SecretValue};
 use lockstep_provider_aws::credentials::BaseCredentials;
-use lockstep_provider_aws::{RetrySettings as AwsRetry, SecretsManager};
-use lockstep_provider_fake::{FakeEntry, FakeProvider};
+use lockstep_provider_aws::{ParameterStore, RetrySettings as AwsRetry, SecretsManager};
+use lockstep_provider_fake::{FakeEntry, FakeProvider, ForcedValidation};
 use lockstep_provider_kubernetes::KubernetesSecrets;
 use lockstep_provider_webhook::{FieldReferences, Webhook};
 
@@ -67,8 +67,12 @@ pub async fn provider(
                 value: SecretValue::from(d.value.clone()),
                 version: d.version.clone(),
             });
+            // The schema allows 0 to 2; anything else cannot pass it, and would fail validation.
+            let validation = fake.validation_result.map_or(ForcedValidation::Ready, |n| {
+                ForcedValidation::from_eso(n).unwrap_or(ForcedValidation::Error)
+            });
             Ok(Connected {
-                provider: Arc::new(FakeProvider::new(entries)),
+                provider: Arc::new(FakeProvider::new(entries).with_validation(validation)),
                 tenant: None,
             })
         }
@@ -134,11 +138,12 @@ async fn aws_provider(
     consumer_namespace: Option<&str>,
     audit: Audit<'_>,
 ) -> Result<Connected, ConnectError> {
-    if aws.service != AwsService::SecretsManager {
-        return Err(ConnectError::Unsupported(format!(
-            "AWS service {:?} is not implemented yet; use service: SecretsManager",
-            aws.service
-        )));
+    if aws.service == AwsService::CertificateManager {
+        return Err(ConnectError::Unsupported(
+            "AWS service CertificateManager is not implemented yet; use service: SecretsManager \
+             or ParameterStore"
+                .into(),
+        ));
     }
     // Before auth, so a ClusterSecretStore whose auth waits for an ExternalSecret's namespace
     // still reports a wrong region at once.
@@ -174,6 +179,7 @@ async fn aws_provider(
         e
     };
     let prefix = aws.prefix.clone();
+    let service = aws.service;
     let store_id = store.id();
     let metrics = cache.metrics().clone();
     cache
@@ -200,7 +206,10 @@ async fn aws_provider(
             );
             audit.auditor.emit(exchange.clone());
             let config = crate::telemetry::aws::counted(connected.config, metrics, store_id);
-            let provider: Arc<dyn SecretProvider> = Arc::new(SecretsManager::new(&config, prefix));
+            let provider: Arc<dyn SecretProvider> = match service {
+                AwsService::ParameterStore => Arc::new(ParameterStore::new(&config, prefix)),
+                _ => Arc::new(SecretsManager::new(&config, prefix)),
+            };
             Ok::<_, ConnectError>((provider, connected.expires_at))
         })
         .await

@@ -1,5 +1,5 @@
 //! Counting every AWS API request at the HTTP client of a store's SDK configuration: the call
-//! name comes from the `X-Amz-Target` header (Secrets Manager speaks awsJson1.1), so each
+//! name comes from the `X-Amz-Target` header (Secrets Manager and SSM speak awsJson1.1), so each
 //! request (a retry too, which AWS bills as well) is counted exactly once, with no hook in the
 //! provider.
 use aws_config::SdkConfig;
@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::runtime_components::{
 };
 use aws_smithy_types::config_bag::ConfigBag;
 
-use super::{Metrics, PROVIDER_AWS_SM};
+use super::{Metrics, PROVIDER_AWS_PS, PROVIDER_AWS_SM};
 
 /// `config` with its HTTP client wrapped so that requests are counted against `store`.
 pub fn counted(config: SdkConfig, metrics: Metrics, store: String) -> SdkConfig {
@@ -119,6 +119,7 @@ fn operation(target: &str) -> Option<(&'static str, &str)> {
     let (service, call) = target.split_once('.')?;
     match service {
         "secretsmanager" => Some((PROVIDER_AWS_SM, call)),
+        "AmazonSSM" => Some((PROVIDER_AWS_PS, call)),
         _ => None,
     }
 }
@@ -132,7 +133,11 @@ fn outcome(status: u16, error_type: Option<&str>) -> &'static str {
         _ if error_type.starts_with("ThrottlingException") => "throttled",
         403 => "denied",
         _ if error_type.starts_with("AccessDenied") => "denied",
-        _ if error_type.starts_with("ResourceNotFoundException") => "not_found",
+        _ if error_type.starts_with("ResourceNotFoundException")
+            || error_type.starts_with("ParameterNotFound") =>
+        {
+            "not_found"
+        }
         400..=499 => "client_error",
         _ => "server_error",
     }
@@ -148,6 +153,11 @@ mod tests {
             operation("secretsmanager.BatchGetSecretValue"),
             Some((PROVIDER_AWS_SM, "BatchGetSecretValue"))
         );
+        assert_eq!(
+            operation("AmazonSSM.GetParameters"),
+            Some((PROVIDER_AWS_PS, "GetParameters"))
+        );
+        assert_eq!(outcome(400, Some("ParameterNotFound")), "not_found");
         assert_eq!(
             operation("AWSSecurityTokenServiceV20110615.AssumeRole"),
             None

@@ -28,6 +28,8 @@ pub const SECRETS_MANAGER_USD_PER_CALL: f64 = 0.05 / 10_000.0;
 
 /// ESO's provider label for Secrets Manager.
 pub const PROVIDER_AWS_SM: &str = "AWS/SecretsManager";
+/// ESO's provider label for Parameter Store.
+pub const PROVIDER_AWS_PS: &str = "AWS/ParameterStore";
 
 /// ESO's counters whose names do not end in `_total`. prometheus-client appends `_total` to every
 /// counter; the exposition renames these back so ESO's queries find them.

@@ -4,7 +4,10 @@ use std::time::Duration;
 /// event, a metric label and a retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
-    /// The secret (or version, or property) does not exist.
+    /// The secret does not exist, where ESO reports `NoSecretErr` (for Secrets Manager that
+    /// includes a staging label no version carries). Under `deletionPolicy: Delete` or `Merge`
+    /// the controller drops the keys it would have filled instead of failing, so a provider uses
+    /// it only when the secret is really gone, never for a bad selector or a refusal.
     NotFound,
     /// The credentials were refused or lack permission.
     AccessDenied,

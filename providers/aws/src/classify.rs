@@ -4,7 +4,10 @@ use lockstep_provider_api::ErrorClass;
 /// being unavailable, so they are retried with backoff rather than parked as invalid.
 pub fn classify_error_code(code: Option<&str>) -> ErrorClass {
     match code.unwrap_or_default() {
-        "ResourceNotFoundException" => ErrorClass::NotFound,
+        // Parameter Store: a missing parameter, and ListTagsForResource's word for one.
+        "ResourceNotFoundException" | "ParameterNotFound" | "InvalidResourceId" => {
+            ErrorClass::NotFound
+        }
         "AccessDeniedException"
         | "AccessDenied"
         | "UnrecognizedClientException"
@@ -26,7 +29,16 @@ pub fn classify_error_code(code: Option<&str>) -> ErrorClass {
         | "InvalidParameterValue"
         | "MalformedPolicyDocument"
         | "PackedPolicyTooLarge"
-        | "RegionDisabledException" => ErrorClass::Invalid,
+        | "RegionDisabledException"
+        // Parameter Store. A missing version is not a missing parameter: ESO reports it as an
+        // error rather than as a secret that is gone, so deletionPolicy Delete does not drop it.
+        | "ParameterVersionNotFound"
+        | "InvalidKeyId"
+        | "InvalidFilterKey"
+        | "InvalidFilterOption"
+        | "InvalidFilterValue"
+        | "InvalidNextToken"
+        | "InvalidResourceType" => ErrorClass::Invalid,
         _ => ErrorClass::Unavailable,
     }
 }
@@ -58,6 +70,20 @@ mod tests {
             ErrorClass::Unavailable
         );
         assert_eq!(classify_error_code(None), ErrorClass::Unavailable);
+    }
+
+    #[test]
+    fn classifies_the_codes_parameter_store_returns() {
+        for (code, class) in [
+            ("ParameterNotFound", ErrorClass::NotFound),
+            ("InvalidResourceId", ErrorClass::NotFound),
+            ("ParameterVersionNotFound", ErrorClass::Invalid),
+            ("InvalidKeyId", ErrorClass::Invalid),
+            ("InvalidFilterKey", ErrorClass::Invalid),
+            ("InternalServerError", ErrorClass::Unavailable),
+        ] {
+            assert_eq!(classify_error_code(Some(code)), class, "{code}");
+        }
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub(crate) enum Call {
     GetCallerIdentity,
     AssumeRole,
     AssumeRoleWithWebIdentity,
+    GetParameter,
+    GetParameters,
+    GetParametersByPath,
+    DescribeParameters,
+    ListTagsForResource,
 }
 
 impl Call {
@@ -31,14 +36,28 @@ impl Call {
             Self::GetCallerIdentity => "GetCallerIdentity",
             Self::AssumeRole => "AssumeRole",
             Self::AssumeRoleWithWebIdentity => "AssumeRoleWithWebIdentity",
+            Self::GetParameter => "GetParameter",
+            Self::GetParameters => "GetParameters",
+            Self::GetParametersByPath => "GetParametersByPath",
+            Self::DescribeParameters => "DescribeParameters",
+            Self::ListTagsForResource => "ListTagsForResource",
         }
     }
 
     fn service(self) -> &'static str {
         match self {
             Self::GetCallerIdentity | Self::AssumeRole | Self::AssumeRoleWithWebIdentity => "STS",
+            Self::GetParameter
+            | Self::GetParameters
+            | Self::GetParametersByPath
+            | Self::DescribeParameters
+            | Self::ListTagsForResource => "Parameter Store",
             _ => "Secrets Manager",
         }
+    }
+
+    fn is_parameter_store(self) -> bool {
+        self.service() == "Parameter Store"
     }
 
     /// What must be granted for this call to succeed.
@@ -72,6 +91,29 @@ impl Call {
             Self::AssumeRoleWithWebIdentity => {
                 "the role's trust policy must trust the cluster's OIDC issuer for this \
                  ServiceAccount and audience (sts:AssumeRoleWithWebIdentity)"
+            }
+            Self::GetParameter => {
+                "the IAM policy of the identity this store uses must allow ssm:GetParameter on \
+                 it (and kms:Decrypt on its KMS key for a SecureString under a customer managed \
+                 key)"
+            }
+            Self::GetParameters => {
+                "the IAM policy of the identity this store uses must allow ssm:GetParameters on \
+                 these parameters (and kms:Decrypt on the KMS key of SecureStrings under a \
+                 customer managed key)"
+            }
+            Self::GetParametersByPath => {
+                "the IAM policy of the identity this store uses must allow \
+                 ssm:GetParametersByPath on the path (dataFrom.find with name.regexp reads the \
+                 parameters under find.path, / when it is unset)"
+            }
+            Self::DescribeParameters => {
+                "the IAM policy of the identity this store uses must allow \
+                 ssm:DescribeParameters (dataFrom.find with tags lists the parameters to match)"
+            }
+            Self::ListTagsForResource => {
+                "the IAM policy of the identity this store uses must allow \
+                 ssm:ListTagsForResource on it (metadataPolicy: Fetch reads the parameter's tags)"
             }
         }
     }
@@ -184,7 +226,11 @@ pub(crate) fn service_error(
         ),
         ErrorClass::Invalid => format!(
             "{call_name} on {subject} was refused ({code_text}: {message}); {}",
-            invalid_hint(code)
+            if call.is_parameter_store() {
+                parameter_store_hint(code)
+            } else {
+                invalid_hint(code)
+            }
         ),
     };
     ProviderError::new(class, text)
@@ -218,6 +264,28 @@ fn invalid_hint(code: Option<&str>) -> &'static str {
              anything else is a staging label), or the dataFrom.find filters"
         }
         _ => "fix the ExternalSecret or the store configuration",
+    }
+}
+
+fn parameter_store_hint(code: Option<&str>) -> &'static str {
+    match code {
+        Some("ParameterVersionNotFound") => {
+            "check remoteRef.version: for Parameter Store it is a version number of the \
+             parameter (such as 3) or one of its labels"
+        }
+        Some("InvalidKeyId") => {
+            "the identity needs kms:Decrypt on the parameter's KMS key, and the key must be \
+             enabled"
+        }
+        Some("InvalidFilterKey" | "InvalidFilterOption" | "InvalidFilterValue") => {
+            "check dataFrom.find: tag keys and values as Parameter Store accepts them, and \
+             find.path a hierarchy such as /team/app"
+        }
+        _ => {
+            "check remoteRef.key (a parameter name such as /team/app/db), remoteRef.version (a \
+             version number or label), or dataFrom.find (find.path a hierarchy such as \
+             /team/app)"
+        }
     }
 }
 

@@ -262,14 +262,14 @@ fn check_entry_errors(
 
 /// The pagination state of one listing.
 #[derive(Debug, Default)]
-struct Pages {
-    token: Option<String>,
+pub(crate) struct Pages {
+    pub(crate) token: Option<String>,
 }
 
 impl Pages {
     /// Moves to the next page; `false` at the end. A token that does not change would loop
     /// forever, so it is an error.
-    fn advance(
+    pub(crate) fn advance(
         &mut self,
         next: Option<&str>,
         call: Call,

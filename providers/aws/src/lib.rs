@@ -2,17 +2,23 @@
 //! (eso-compatibility.md 4): one secret by staging label or `uuid/<VersionId>`, its tags with
 //! `metadataPolicy: Fetch`, and many secrets with `dataFrom.find`. Errors are classified and say
 //! which call failed on which secret and what to do, never a value.
+//!
+//! Parameter Store (`service: ParameterStore`) is in [`parameter_store`], on the same
+//! credentials, region and retry code.
 #![forbid(unsafe_code)]
 
 mod classify;
 pub mod credentials;
 mod errors;
 mod find;
+mod json_map;
+pub mod parameter_store;
 mod read;
 mod region;
 mod retry;
 
 pub use classify::classify_error_code;
+pub use parameter_store::ParameterStore;
 pub use region::validate_region;
 pub use retry::RetrySettings;
 
