@@ -386,8 +386,10 @@ async fn full_sync(admin: &Client, tenant: &str, class: &str, lockstep: &ops::Lo
     .await;
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), tenant);
     common::wait_for_data(&secrets, "app", &[("password", &value)]).await;
-    let (status, reason, _) = common::ready(&es, "app").await.unwrap();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "SecretSynced"));
+    // The status is written just after the Secret.
+    common::wait_for_reason(&es, "app", "SecretSynced").await;
+    let (status, _, _) = common::ready(&es, "app").await.unwrap();
+    assert_eq!(status, "True");
     let _ = class;
     let log = std::fs::read_to_string(&lockstep.log).unwrap();
     assert!(
