@@ -9,6 +9,8 @@ mod args;
 mod collections;
 mod defaults;
 mod encoding;
+mod pem;
+mod pkcs12;
 mod strings;
 
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub(crate) fn all() -> FuncMap {
         strings::FUNCTIONS,
         defaults::FUNCTIONS,
         collections::FUNCTIONS,
+        pem::FUNCTIONS,
+        pkcs12::FUNCTIONS,
         &[("len", len), ("index", index), ("fail", fail)],
     ];
     let mut map = FuncMap::new();
