@@ -9,8 +9,10 @@ mod args;
 mod collections;
 mod defaults;
 mod encoding;
+mod json_yaml;
 mod pem;
 mod pkcs12;
+mod regex;
 mod strings;
 
 use std::sync::Arc;
@@ -37,6 +39,8 @@ pub(crate) fn all() -> FuncMap {
         collections::FUNCTIONS,
         pem::FUNCTIONS,
         pkcs12::FUNCTIONS,
+        json_yaml::FUNCTIONS,
+        regex::FUNCTIONS,
         &[("len", len), ("index", index), ("fail", fail)],
     ];
     let mut map = FuncMap::new();
