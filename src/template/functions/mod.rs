@@ -10,6 +10,7 @@ mod collections;
 mod defaults;
 mod encoding;
 mod json_yaml;
+mod numbers;
 mod pem;
 mod pkcs12;
 mod regex;
@@ -41,6 +42,7 @@ pub(crate) fn all() -> FuncMap {
         pkcs12::FUNCTIONS,
         json_yaml::FUNCTIONS,
         regex::FUNCTIONS,
+        numbers::FUNCTIONS,
         &[("len", len), ("index", index), ("fail", fail)],
     ];
     let mut map = FuncMap::new();
