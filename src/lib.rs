@@ -12,3 +12,4 @@ pub mod leader;
 pub mod materialize;
 pub mod run;
 pub mod telemetry;
+pub mod template;
