@@ -248,7 +248,8 @@ fn secrets_store(base: &str, extra: Value) -> Value {
     let mut spec = json!({
         "url": format!("{base}/secrets/{{{{ .remoteRef.key }}}}?v={{{{ .remoteRef.version }}}}"),
         "method": "POST",
-        "headers": {"Authorization": "Bearer {{ .auth.token }}", "Content-Type": "application/json"},
+        // A pipeline with a function: the store's templates run on lockstep's template engine.
+        "headers": {"Authorization": "Bearer {{ .auth.token | trim }}", "Content-Type": "application/json"},
         "body": "{\"key\":\"{{ .remoteRef.key }}\",\"ns\":\"{{ .remoteRef.namespace }}\"}",
         "result": {"jsonPath": "$.data.value"},
         "secrets": [{"name": "auth", "secretRef": {"name": "webhook-auth", "key": "token"}}],

@@ -7,7 +7,7 @@ use lockstep_provider_aws::credentials::BaseCredentials;
 use lockstep_provider_aws::{ParameterStore, RetrySettings as AwsRetry, SecretsManager};
 use lockstep_provider_fake::{FakeEntry, FakeProvider, ForcedValidation};
 use lockstep_provider_kubernetes::KubernetesSecrets;
-use lockstep_provider_webhook::{FieldReferences, Webhook};
+use lockstep_provider_webhook::Webhook;
 
 use super::aws_identity::{self, AuthError, Scope};
 use super::store_refs::RefError;
@@ -96,10 +96,10 @@ pub async fn provider(
             let (config, sources) = webhook_store::config(client, spec, scope).await?;
             let key = cache_key(store, consumer_namespace, sources);
             let connected = cache.get_or_connect(key, || async move {
-                // Field references only, until the template engine renders nested data (see
-                // providers/webhook/src/render.rs).
-                let provider: Arc<dyn SecretProvider> =
-                    Arc::new(Webhook::new(config, Arc::new(FieldReferences))?);
+                let provider: Arc<dyn SecretProvider> = Arc::new(Webhook::new(
+                    config,
+                    Arc::new(webhook_store::EngineRenderer),
+                )?);
                 Ok::<_, ConnectError>((provider, None))
             });
             Ok(Connected {

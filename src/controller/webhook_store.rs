@@ -56,3 +56,24 @@ pub async fn config(
     };
     Ok((config, refs.sources))
 }
+
+/// Renders the webhook's request templates with lockstep's template engine (ESO's Go
+/// text/template syntax and functions), so `{{ print .auth.user ":" .auth.pw | b64enc }}` works
+/// as in ESO.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineRenderer;
+
+impl lockstep_provider_webhook::Render for EngineRenderer {
+    fn render(
+        &self,
+        name: &str,
+        template: &str,
+        data: &lockstep_provider_webhook::TemplateData,
+    ) -> Result<lockstep_provider_api::SecretValue, String> {
+        let mut ctx = crate::template::TemplateContext::new();
+        for (key, map) in data {
+            ctx.insert_map(key.clone(), map);
+        }
+        crate::template::render(name, template, &ctx).map_err(|e| e.to_string())
+    }
+}

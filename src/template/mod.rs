@@ -52,6 +52,21 @@ impl TemplateContext {
             .insert(Arc::from(key), Value::String(Arc::from(text)));
     }
 
+    /// Adds (or replaces) `key` as a map of values, so `{{ .key.field }}` reads one of them: the
+    /// shape of ESO's webhook data (`remoteRef` and each `secrets[]` entry by name).
+    pub fn insert_map(&mut self, key: impl Into<String>, map: &BTreeMap<String, SecretValue>) {
+        let key: String = key.into();
+        let inner = map
+            .iter()
+            .map(|(k, v)| {
+                let text = bytes::encode(v.expose());
+                (Arc::from(k.as_str()), Value::String(Arc::from(text)))
+            })
+            .collect();
+        self.values
+            .insert(Arc::from(key), Value::Map(Arc::new(inner)));
+    }
+
     pub fn from_map(map: &BTreeMap<String, SecretValue>) -> Self {
         let mut ctx = Self::new();
         for (key, value) in map {
@@ -66,9 +81,16 @@ impl TemplateContext {
 
     /// The values as template strings, for scrubbing error messages.
     fn texts(&self) -> impl Iterator<Item = &str> {
-        self.values.values().filter_map(|v| match v {
-            Value::String(s) => Some(s.as_ref()),
-            _ => None,
+        self.values.values().flat_map(|v| match v {
+            Value::String(s) => vec![s.as_ref()],
+            Value::Map(inner) => inner
+                .values()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.as_ref()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
         })
     }
 

@@ -246,3 +246,30 @@ fn output_of_a_plain_template() {
     assert_eq!(ok("plain text"), "plain text");
     assert_eq!(ok(""), "");
 }
+
+#[test]
+fn nested_maps_as_the_webhook_provider_passes_them() {
+    let auth: BTreeMap<String, SecretValue> = [
+        ("username".to_owned(), SecretValue::from("svc".to_owned())),
+        (
+            "password".to_owned(),
+            SecretValue::from("hunter2-long".to_owned()),
+        ),
+    ]
+    .into();
+    let mut ctx = TemplateContext::new();
+    ctx.insert_map("auth", &auth);
+    // ESO's documented webhook header.
+    let rendered = render(
+        "headers.Authorization",
+        r#"Basic {{ print .auth.username ":" .auth.password | b64enc }}"#,
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!(rendered.expose(), b"Basic c3ZjOmh1bnRlcjItbG9uZw==");
+    // A missing field names the template, and a nested value never reaches the message.
+    let e = render("url", "{{ .auth.token }}", &ctx).unwrap_err();
+    assert!(e.to_string().contains("url"), "{e}");
+    let e = render("url", r#"{{ fail .auth.password }}"#, &ctx).unwrap_err();
+    assert!(!e.to_string().contains("hunter2-long"), "{e}");
+}

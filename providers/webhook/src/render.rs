@@ -3,7 +3,8 @@
 //! references: the caller supplies a [`Render`], so the engine lockstep uses for ExternalSecret
 //! templates can render these too without this crate depending on it.
 //!
-//! [`FieldReferences`] is the built-in renderer: it substitutes `{{ .remoteRef.key }}`-style
+//! lockstep supplies its template engine (`src/controller/webhook_store.rs`). [`FieldReferences`]
+//! is the crate's own minimal renderer, for users of the crate without an engine: it substitutes `{{ .remoteRef.key }}`-style
 //! references (what ESO's own webhook tests and most stores use) and refuses anything else
 //! (functions, pipelines, `if`) with a message that says so, never silently.
 use std::collections::BTreeMap;
