@@ -48,6 +48,11 @@ RBAC section). Shared by the ClusterRole and the namespaced Role.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
+# Templates kept in ConfigMaps (spec.target.template.templateFrom), read in the ExternalSecret's
+# namespace at each sync.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
 # Web identity: the ServiceAccount's role annotation, and a short-lived token for it.
 - apiGroups: [""]
   resources: [serviceaccounts]
