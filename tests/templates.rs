@@ -794,3 +794,35 @@ async fn an_existing_token_secret_is_never_written_into() {
         assert_no_value_leaked(&client, ns.name(), &[lockstep()], &[&value]).await;
     }
 }
+
+#[tokio::test]
+async fn null_byte_policy_fail_refuses_and_ignore_keeps_binary_values() {
+    let client = common::client().await;
+    let (ns, key, value, before) = synced(&client, "tpl-nul").await;
+    // Base64 of the bytes 0x00 'a'.
+    let binary = remote("tpl/nul", "AGE=").await;
+    let spec = |policy: &str| {
+        json!({
+            "dataFrom": [{"extract": {"key": key}}],
+            "data": data(&[("bin", json!({
+                "key": binary, "decodingStrategy": "Base64", "nullBytePolicy": policy,
+            }))]),
+        })
+    };
+    let message = refused(&client, &ns, &value, &before, spec("Fail"), "null bytes").await;
+    assert!(
+        message.contains("spec.data[0]") && message.contains("\"bin\""),
+        "{message}"
+    );
+    let (es, secrets) = apis(&client, ns.name());
+    apply(&es, external_secret("app", spec("Ignore"))).await;
+    let s = common::eventually("the binary key", common::WAIT, || async {
+        let s = secrets.get("app").await.unwrap();
+        s.data
+            .as_ref()
+            .is_some_and(|d| d.contains_key("bin"))
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(s.data.unwrap()["bin"].0, [0, b'a']);
+}

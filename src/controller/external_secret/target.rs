@@ -198,7 +198,13 @@ pub fn desired(
         },
         data: Some(plain.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
         immutable: es.spec.target.immutable.then_some(true),
-        type_: rendered.type_.clone(),
+        // Without a type in the template the Secret keeps its own (ESO's rule); applying it again
+        // keeps server-side apply from resetting a type lockstep applied before to Opaque, which
+        // the API server would refuse (the type is immutable).
+        type_: rendered
+            .type_
+            .clone()
+            .or_else(|| existing.and_then(|s| s.type_.clone())),
         ..Default::default()
     }
 }
@@ -466,6 +472,15 @@ mod tests {
         assert!(with.annotations().contains_key(ANNOTATION_DATA_HASH));
         assert_eq!(with.finalizers(), ["example.com/keep"]);
         assert_eq!(with.type_.as_deref(), Some("kubernetes.io/ssh-auth"));
+
+        let mut existing = secret("app");
+        existing.type_ = Some("kubernetes.io/tls".into());
+        let kept = desired(&es, "app", &data(), Some(&existing));
+        assert_eq!(
+            kept.type_.as_deref(),
+            Some("kubernetes.io/tls"),
+            "no type in the template: the Secret keeps its own"
+        );
     }
 
     /// A Secret as server-side apply leaves it: `ours` applied by `manager`, `theirs` by kubectl.
