@@ -9,6 +9,11 @@ mod args;
 mod collections;
 mod defaults;
 mod encoding;
+mod json_yaml;
+mod numbers;
+mod pem;
+mod pkcs12;
+mod regex;
 mod strings;
 
 use std::sync::Arc;
@@ -33,6 +38,11 @@ pub(crate) fn all() -> FuncMap {
         strings::FUNCTIONS,
         defaults::FUNCTIONS,
         collections::FUNCTIONS,
+        pem::FUNCTIONS,
+        pkcs12::FUNCTIONS,
+        json_yaml::FUNCTIONS,
+        regex::FUNCTIONS,
+        numbers::FUNCTIONS,
         &[("len", len), ("index", index), ("fail", fail)],
     ];
     let mut map = FuncMap::new();
