@@ -644,6 +644,54 @@ mod tests {
         );
     }
 
+    fn transform(template: &str) -> ExternalSecretRewrite {
+        ExternalSecretRewrite {
+            transform: Some(RewriteTransform {
+                template: template.into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    // ESO docs/snippets/datafrom-rewrite-transform.yaml.
+    #[test]
+    fn transform_renders_each_new_name_from_value() {
+        let out = rewrite_map(
+            &[transform("{{ .value | upper }}_SUFFIX")],
+            values(&[("db-user", "u"), ("db-pass", "p")]),
+        )
+        .unwrap();
+        assert_eq!(
+            readable(&out),
+            pairs(&[("DB-PASS_SUFFIX", "p"), ("DB-USER_SUFFIX", "u")])
+        );
+        // Only `.value` is in scope: the values are not.
+        let error = rewrite_map(
+            &[transform("{{ .password }}")],
+            values(&[("password", "hunter2")]),
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("failed rewrite operation[0]: transform failed with failed to execute template for key \"password\""),
+            "{message}"
+        );
+        assert!(message.contains("rewrite[0].transform"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn transform_collisions_and_parse_errors_are_named() {
+        let error =
+            rewrite_map(&[transform("same")], values(&[("a", "1"), ("b", "2")])).unwrap_err();
+        assert!(matches!(error.failure, RewriteFailure::Collision { .. }));
+        let error = rewrite_map(&[transform("{{ .value ")], values(&[("a", "1")])).unwrap_err();
+        assert!(
+            error.to_string().contains("unable to parse template"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn operations_apply_in_order() {
         let out = rewrite_map(

@@ -18,10 +18,23 @@ use crate::materialize::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateFailure {
-    #[error("could not apply template: reading the {what} of templateFrom: {source}")]
+    #[error("could not apply template: reading the {what} of templateFrom: {}", read_problem(.source))]
     Read { what: String, source: kube::Error },
     #[error(transparent)]
     Apply(#[from] TemplateApplyError),
+}
+
+/// The API server's own message, and what to do when lockstep may not read the object.
+fn read_problem(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => format!(
+            "{}; lockstep needs get on configmaps and secrets in the ExternalSecret's namespace \
+             (the Helm chart's RBAC grants it)",
+            status.message
+        ),
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl TemplateFailure {
