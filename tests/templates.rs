@@ -600,14 +600,25 @@ async fn a_config_map_missing_from_the_own_namespace_is_reported() {
         "{message}"
     );
 
-    // And a key missing from a ConfigMap that exists.
+    // And a key missing from a ConfigMap that exists. ConfigMaps are not watched: any change to
+    // the ExternalSecret (here ESO's force-sync annotation) makes lockstep read it again at once.
     config_map(&client, ns.name(), "shared", json!({"other": "x"})).await;
     let (es, _) = apis(&client, ns.name());
+    let touch = json!({"metadata": {"annotations": {"external-secrets.io/force-sync": "1"}}});
+    es.patch(
+        "app",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&touch),
+    )
+    .await
+    .unwrap();
     let message = wait_for_message(&es, "app", "SecretSyncedError", "missing key").await;
     assert!(
         message.ends_with("error in configmap shared: missing key t"),
         "{message}"
     );
+    let (_, secrets) = apis(&client, ns.name());
+    assert_unchanged(&secrets, &before).await;
 }
 
 /// Applies `manifest` and returns the API server's refusal.
