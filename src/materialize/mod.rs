@@ -6,7 +6,8 @@
 //! carries one. The pipeline of one `spec.dataFrom[]` entry is: fetch (elsewhere) -> [`property`]
 //! -> [`extract`] -> [`rewrite`] or [`keys::convert_keys`] -> [`keys::validate_provider_keys`]
 //! -> [`decode::decode_map`] -> [`decode::check_null_bytes`]; [`assemble()`] runs that order over all
-//! entries and `spec.data[]`.
+//! entries and `spec.data[]`. [`secret_template`] then turns the assembled data into the Secret's
+//! data, type, labels and annotations.
 //!
 //! [`SecretValue`]: lockstep_provider_api::SecretValue
 
