@@ -401,8 +401,8 @@ async fn full_sync(admin: &Client, tenant: &str, class: &str, lockstep: &ops::Lo
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), tenant);
     let url = format!("https://app:{value}@db");
     common::wait_for_data(&secrets, "app", &[("password", &value), ("url", &url)]).await;
-    let (status, reason, _) = common::ready(&es, "app").await.unwrap();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "SecretSynced"));
+    // The status is written just after the Secret: wait for it rather than read it once.
+    common::wait_for_reason(&es, "app", "SecretSynced").await;
     let _ = class;
     let log = std::fs::read_to_string(&lockstep.log).unwrap();
     assert!(
