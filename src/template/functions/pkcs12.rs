@@ -374,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn legacy_3des_archives_open() {
+    fn legacy_rc2_and_3des_archives_open() {
         assert_eq!(
             render_pfx(r#"{{ .pfx | pkcs12keyPass "1234" }}"#, LEGACY_1234).unwrap(),
             KEY
