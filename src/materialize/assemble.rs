@@ -1,12 +1,12 @@
 //! The Secret data of one ExternalSecret from everything fetched for it, in ESO's order
 //! (`GetProviderSecretData`, eso-compatibility.md 2.8), and the Kubernetes size limit.
 //!
-//! Each `spec.dataFrom[]` entry, in order: key conversion (unless a rewrite already renamed the
-//! keys), key validation (empty keys dropped), decoding, the null-byte check, then a merge in
+//! Each `spec.dataFrom[]` entry, in order: its `rewrite` operations, or else key conversion,
+//! key validation (empty keys dropped), decoding, the null-byte check, then a merge in
 //! which later entries overwrite earlier keys. Then each `spec.data[]` entry: decoding, the
 //! null-byte check, and a write that overrides anything from `dataFrom`.
 //!
-//! The caller fetches, applies `property`, `extract` and `rewrite`, and leaves out the entries
+//! The caller fetches, applies `property` and `extract`, and leaves out the entries
 //! ESO skips (a missing remote secret under `deletionPolicy: Delete` or `Merge`).
 
 use std::collections::BTreeMap;
@@ -21,6 +21,8 @@ use super::decode::{
 use super::keys::{
     ConversionError, ConversionStrategy, InvalidKeysError, convert_keys, validate_provider_keys,
 };
+use super::rewrite::{RewriteError, rewrite_map};
+use crate::api::external_secret::ExternalSecretRewrite;
 
 /// Kubernetes' limit on a Secret's data: keys plus values (`corev1.MaxSecretSize`).
 pub const MAX_SECRET_DATA_BYTES: usize = 1024 * 1024;
@@ -44,12 +46,13 @@ impl fmt::Display for DataFromSource {
 }
 
 /// What happens to the keys of a `dataFrom` map before validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyHandling {
     /// `conversionStrategy` of an extract or find without `rewrite`.
     Convert(ConversionStrategy),
-    /// Keep the keys: a `rewrite` already renamed them, or the map came from a generator (ESO
-    /// converts neither).
+    /// The entry's `rewrite` operations, in order; ESO does not convert rewritten keys.
+    Rewrite(Vec<ExternalSecretRewrite>),
+    /// Keep the keys: the map came from a generator (ESO converts none).
     AsFetched,
 }
 
@@ -86,6 +89,8 @@ pub struct DataResult {
 pub enum EntryError {
     #[error("error applying conversion strategy to keys: {0}")]
     Conversion(#[from] ConversionError),
+    #[error(transparent)]
+    Rewrite(#[from] RewriteError),
     #[error(transparent)]
     InvalidKeys(#[from] InvalidKeysError),
     #[error(transparent)]
@@ -159,6 +164,7 @@ pub fn assemble(
 fn prepare_data_from(entry: DataFromResult) -> Result<BTreeMap<String, SecretValue>, EntryError> {
     let map = match entry.keys {
         KeyHandling::Convert(strategy) => convert_keys(strategy, entry.data)?,
+        KeyHandling::Rewrite(operations) => rewrite_map(&operations, entry.data)?,
         KeyHandling::AsFetched => entry.data,
     };
     let map = validate_provider_keys(map)?;

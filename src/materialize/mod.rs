@@ -4,9 +4,10 @@
 //!
 //! Nothing here does I/O or knows Kubernetes objects; values travel as [`SecretValue`] and no error
 //! carries one. The pipeline of one `spec.dataFrom[]` entry is: fetch (elsewhere) -> [`property`]
-//! -> [`extract`] -> rewrite (elsewhere) or [`keys::convert_keys`] -> [`keys::validate_provider_keys`]
+//! -> [`extract`] -> [`rewrite`] or [`keys::convert_keys`] -> [`keys::validate_provider_keys`]
 //! -> [`decode::decode_map`] -> [`decode::check_null_bytes`]; [`assemble()`] runs that order over all
-//! entries and `spec.data[]`.
+//! entries and `spec.data[]`. [`secret_template`] then turns the assembled data into the Secret's
+//! data, type, labels and annotations.
 //!
 //! [`SecretValue`]: lockstep_provider_api::SecretValue
 
@@ -16,6 +17,8 @@ pub mod extract;
 pub mod hash;
 pub mod keys;
 pub mod property;
+pub mod rewrite;
+pub mod secret_template;
 
 #[cfg(test)]
 mod no_value_in_errors;
@@ -38,3 +41,8 @@ pub use keys::{
     validate_provider_keys, validate_secret_keys,
 };
 pub use property::{PropertyError, select_property};
+pub use rewrite::{RewriteError, RewriteFailure, rewrite_map};
+pub use secret_template::{
+    FORBIDDEN_TYPES, Rendered, TemplateApplyError, TemplateSources, apply_template,
+    is_forbidden_type, without_template,
+};

@@ -141,3 +141,92 @@ fn assemble_and_size_errors() {
     let error = fits_in_a_secret(&big).unwrap_err();
     assert_clean(&error);
 }
+
+#[test]
+fn rewrite_errors() {
+    use crate::api::external_secret::{
+        ExternalSecretRewrite, MergeStrategy, RewriteMerge, RewriteTransform,
+    };
+    let merge = |strategy| ExternalSecretRewrite {
+        merge: Some(RewriteMerge {
+            strategy,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let transform = ExternalSecretRewrite {
+        transform: Some(RewriteTransform {
+            template: "{{ .missing }}".into(),
+        }),
+        ..Default::default()
+    };
+    for (operation, payload) in [
+        (merge(MergeStrategy::Extract), MARKER.to_owned()),
+        (merge(MergeStrategy::Extract), format!(r#"["{MARKER}"]"#)),
+        (
+            merge(MergeStrategy::Extract),
+            format!(r#"{{"a":"{MARKER}""#),
+        ),
+        (merge(MergeStrategy::Json), format!(r#"{{"a":"{MARKER}"}}"#)),
+        (transform.clone(), MARKER.to_owned()),
+    ] {
+        let map: BTreeMap<String, SecretValue> = [
+            ("k".to_owned(), value(&payload)),
+            ("j".to_owned(), value(&format!(r#"{{"a":"{MARKER}"}}"#))),
+        ]
+        .into_iter()
+        .collect();
+        let error = super::rewrite::rewrite_map(&[operation], map).unwrap_err();
+        assert_clean(&error);
+    }
+}
+
+#[test]
+fn template_errors() {
+    use super::secret_template::{TemplateSources, apply_template};
+    use crate::api::template::{ExternalSecretTemplate, TemplateFrom, TemplateMetadata};
+    let data: BTreeMap<String, SecretValue> =
+        [("p".to_owned(), value(MARKER))].into_iter().collect();
+    let literal = |text: &str, decoding| ExternalSecretTemplate {
+        template_from: vec![TemplateFrom {
+            literal: Some(text.into()),
+            values_decoding_strategy: decoding,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let labelled = |label: &str| ExternalSecretTemplate {
+        metadata: Some(TemplateMetadata {
+            labels: [(label.to_owned(), "{{ .p }} !".to_owned())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for template in [
+        literal("{{ .p }}", None),
+        literal("{{ .p }}: [", None),
+        literal("k: {{ .p }}", Some(DecodingStrategy::Base64)),
+        literal("{{ .p }}/x: v", None),
+        ExternalSecretTemplate {
+            template_from: vec![TemplateFrom {
+                literal: Some("{{ .p }}/x: v".into()),
+                target: "Labels".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        labelled("app"),
+        ExternalSecretTemplate {
+            data: [("k".to_owned(), "{{ .nope }}".to_owned())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        },
+    ] {
+        let error =
+            apply_template(&template, data.clone(), &TemplateSources::default()).unwrap_err();
+        assert_clean(&error);
+    }
+}

@@ -10,7 +10,8 @@ use lockstep_provider_api::{
 };
 
 use crate::api::external_secret::{
-    DeletionPolicy, ExternalSecret, ExternalSecretFind, MetadataPolicy, RemoteRef as SpecRemoteRef,
+    ConversionStrategy, DeletionPolicy, ExternalSecret, ExternalSecretFind, ExternalSecretRewrite,
+    MetadataPolicy, RemoteRef as SpecRemoteRef,
 };
 use crate::api::meta::{SecretStoreRef, StoreKind};
 use crate::audit::record::now;
@@ -235,9 +236,6 @@ pub async fn fetch(
             let Some(find) = &entry.find else {
                 return Err(wrap(EntryError::Unsupported("dataFrom with a generator")));
             };
-            if !entry.rewrite.is_empty() {
-                return Err(wrap(EntryError::Unsupported("dataFrom.rewrite")));
-            }
             let (provider, source) = resolver
                 .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
                 .await?;
@@ -263,7 +261,7 @@ pub async fn fetch(
                     index,
                     source: DataFromSource::Find,
                     data: map,
-                    keys: KeyHandling::Convert(find.conversion_strategy.unwrap_or_default()),
+                    keys: key_handling(&entry.rewrite, find.conversion_strategy),
                     decoding: find.decoding_strategy.unwrap_or_default(),
                     null_bytes: find.null_byte_policy.unwrap_or_default(),
                 }),
@@ -274,9 +272,6 @@ pub async fn fetch(
             }
             continue;
         };
-        if !entry.rewrite.is_empty() {
-            return Err(wrap(EntryError::Unsupported("dataFrom.rewrite")));
-        }
         let (provider, source) = resolver
             .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
             .await?;
@@ -310,7 +305,7 @@ pub async fn fetch(
                     index,
                     source: DataFromSource::Extract,
                     data: map,
-                    keys: KeyHandling::Convert(extract.conversion_strategy.unwrap_or_default()),
+                    keys: key_handling(&entry.rewrite, extract.conversion_strategy),
                     decoding: extract.decoding_strategy.unwrap_or_default(),
                     null_bytes: extract.null_byte_policy.unwrap_or_default(),
                 });
@@ -378,6 +373,18 @@ pub async fn fetch(
     }
     let data = materialize::assemble(data_from, data)?;
     Ok(Fetched { data, missing })
+}
+
+/// ESO converts the keys of an entry only when it has no `rewrite`.
+fn key_handling(
+    rewrite: &[ExternalSecretRewrite],
+    conversion: Option<ConversionStrategy>,
+) -> KeyHandling {
+    if rewrite.is_empty() {
+        KeyHandling::Convert(conversion.unwrap_or_default())
+    } else {
+        KeyHandling::Rewrite(rewrite.to_vec())
+    }
 }
 
 /// Says what to do about a secret that does not exist, under `deletionPolicy: Retain`.

@@ -4,6 +4,7 @@ mod fetch;
 mod refresh;
 mod status;
 mod target;
+mod templates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -272,17 +273,6 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
         )
         .await;
     }
-    if let Err(e) = materialize::fits_in_a_secret(&fetched.data) {
-        return report_failure(
-            &ctx,
-            &es,
-            reason::MSG_UPDATE_FAILED,
-            e.to_string(),
-            ErrorClass::Invalid,
-            started,
-        )
-        .await;
-    }
 
     let policy = es.spec.target.creation_policy;
     let outcome = if fetched.data.is_empty()
@@ -339,7 +329,35 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
             message: reason::MSG_MISSING,
         }
     } else {
-        if let Err(guard) = target::check(existing.as_ref(), &es, &fetched.data) {
+        // ESO applies the template only to write: the deletion policy above looks at the
+        // fetched data, and a template error leaves the Secret as it is.
+        let rendered = match templates::render(&ctx.client, &es, &namespace, fetched.data).await {
+            Ok(r) => r,
+            Err(e) => {
+                let class = e.class();
+                return report_failure(
+                    &ctx,
+                    &es,
+                    reason::MSG_UPDATE_FAILED,
+                    e.to_string(),
+                    class,
+                    started,
+                )
+                .await;
+            }
+        };
+        if let Err(e) = materialize::fits_in_a_secret(&rendered.data) {
+            return report_failure(
+                &ctx,
+                &es,
+                reason::MSG_UPDATE_FAILED,
+                e.to_string(),
+                ErrorClass::Invalid,
+                started,
+            )
+            .await;
+        }
+        if let Err(guard) = target::check(existing.as_ref(), &es, &rendered) {
             let name = guard.reason();
             audited::refused(
                 audit,
@@ -378,7 +396,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
             )
             .await;
         }
-        let desired = target::desired(&es, &secret_name, &fetched.data, existing.as_ref());
+        let desired = target::desired(&es, &secret_name, &rendered, existing.as_ref());
         let params = PatchParams::apply(&target::manager(&es)).force();
         let verb = if existing.is_some() {
             Verb::Update
@@ -410,7 +428,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
                 namespace: &namespace,
                 name: &secret_name,
                 after: applied.as_ref().ok().or(existing.as_ref()),
-                data: &fetched.data,
+                data: &rendered.data,
                 removed,
                 error: applied.as_ref().err().map(|e| e.to_string()),
                 asked,

@@ -12,7 +12,7 @@ use crate::api::external_secret::{
     ANNOTATION_DATA_HASH, CreationPolicy, ExternalSecret, LABEL_MANAGED, LABEL_MANAGED_VALUE,
     LABEL_OWNER,
 };
-use crate::materialize::hash;
+use crate::materialize::{Rendered, hash, is_forbidden_type};
 
 /// Why lockstep will not write the target Secret. Each message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,9 +30,17 @@ pub enum GuardError {
     )]
     Immutable { secret: String },
     #[error(
-        "templates (spec.target.template) are not supported yet; remove the template or keep using ESO for this ExternalSecret"
+        "Secret type {type_} is not allowed: lockstep never writes ServiceAccount token or bootstrap token Secrets; {what}"
     )]
-    TemplateUnsupported,
+    ForbiddenType { type_: String, what: String },
+    #[error(
+        "Secret {secret:?} has type {existing} and the template asks for {wanted}; a Secret's type cannot change: delete the Secret to let lockstep recreate it, or set spec.target.template.type to {existing}"
+    )]
+    TypeChange {
+        secret: String,
+        existing: String,
+        wanted: String,
+    },
 }
 
 impl GuardError {
@@ -42,7 +50,8 @@ impl GuardError {
             GuardError::OwnedByAnother { .. } => "OwnedByAnother",
             GuardError::NotOurs { .. } => "NotOurs",
             GuardError::Immutable { .. } => "Immutable",
-            GuardError::TemplateUnsupported => "TemplateUnsupported",
+            GuardError::ForbiddenType { .. } => "ForbiddenType",
+            GuardError::TypeChange { .. } => "TypeChange",
         }
     }
 }
@@ -63,19 +72,43 @@ pub fn is_ours(secret: &Secret, es: &ExternalSecret) -> bool {
     by_label || by_owner
 }
 
-/// Checks that lockstep may write the target, given what exists.
+/// Checks that lockstep may write the target, given what exists. Every write passes here, so
+/// this is where the forbidden Secret types are refused, whichever way they would arrive: asked
+/// for by the template, or already the type of the Secret that would be written into.
 pub fn check(
     existing: Option<&Secret>,
     es: &ExternalSecret,
-    data: &BTreeMap<String, SecretValue>,
+    rendered: &Rendered,
 ) -> Result<(), GuardError> {
-    if es.spec.target.template.is_some() {
-        return Err(GuardError::TemplateUnsupported);
+    if let Some(type_) = rendered.type_.as_deref().filter(|t| is_forbidden_type(t)) {
+        return Err(GuardError::ForbiddenType {
+            type_: type_.to_owned(),
+            what: "spec.target.template.type asks for it: use another type such as Opaque".into(),
+        });
     }
     let Some(secret) = existing else {
         return Ok(());
     };
     let name = secret.name_any();
+    let existing_type = secret.type_.as_deref().unwrap_or("Opaque");
+    if is_forbidden_type(existing_type) {
+        return Err(GuardError::ForbiddenType {
+            type_: existing_type.to_owned(),
+            what: format!(
+                "the target Secret {name:?} already exists with that type: pick another spec.target.name"
+            ),
+        });
+    }
+    if let Some(wanted) = rendered.type_.as_deref()
+        && wanted != existing_type
+    {
+        return Err(GuardError::TypeChange {
+            secret: name,
+            existing: existing_type.to_owned(),
+            wanted: wanted.to_owned(),
+        });
+    }
+    let data = &rendered.data;
     if es.spec.target.creation_policy == CreationPolicy::Owner {
         let foreign_controller = secret
             .owner_references()
@@ -129,14 +162,18 @@ pub fn manager(es: &ExternalSecret) -> String {
 pub fn desired(
     es: &ExternalSecret,
     secret_name: &str,
-    data: &BTreeMap<String, SecretValue>,
+    rendered: &Rendered,
     existing: Option<&Secret>,
 ) -> Secret {
     let namespace = es.namespace().unwrap_or_default();
-    let plain = plain(data);
-    // Without a template ESO copies the ExternalSecret's labels and annotations (all of them).
-    let mut labels = es.labels().clone();
-    let mut annotations = es.annotations().clone();
+    let plain = plain(&rendered.data);
+    // Without a template ESO copies the ExternalSecret's labels and annotations (all of them);
+    // with one, only the template's (rendered).
+    let (mut labels, mut annotations) = if es.spec.target.template.is_some() {
+        (rendered.labels.clone(), rendered.annotations.clone())
+    } else {
+        (es.labels().clone(), es.annotations().clone())
+    };
     labels.insert(LABEL_MANAGED.into(), LABEL_MANAGED_VALUE.into());
     // ESO hashes the Secret's final data, keys of other writers included; so does lockstep, or a
     // Secret shared with another writer would never look intact and be fetched on every event.
@@ -156,10 +193,18 @@ pub fn desired(
             labels: Some(labels),
             annotations: Some(annotations),
             owner_references: owner.then(|| es.controller_owner_ref(&()).into_iter().collect()),
+            finalizers: (!rendered.finalizers.is_empty()).then(|| rendered.finalizers.clone()),
             ..Default::default()
         },
         data: Some(plain.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
         immutable: es.spec.target.immutable.then_some(true),
+        // Without a type in the template the Secret keeps its own (ESO's rule); applying it again
+        // keeps server-side apply from resetting a type lockstep applied before to Opaque, which
+        // the API server would refuse (the type is immutable).
+        type_: rendered
+            .type_
+            .clone()
+            .or_else(|| existing.and_then(|s| s.type_.clone())),
         ..Default::default()
     }
 }
@@ -241,11 +286,14 @@ mod tests {
         es
     }
 
-    fn data() -> BTreeMap<String, SecretValue> {
-        BTreeMap::from([(
-            "password".to_string(),
-            SecretValue::from("s3cr3t".to_string()),
-        )])
+    fn data() -> Rendered {
+        Rendered {
+            data: BTreeMap::from([(
+                "password".to_string(),
+                SecretValue::from("s3cr3t".to_string()),
+            )]),
+            ..Default::default()
+        }
     }
 
     fn secret(name: &str) -> Secret {
@@ -340,12 +388,99 @@ mod tests {
         let mut s = desired(&es, "app", &data(), None);
         s.immutable = Some(true);
         assert_eq!(check(Some(&s), &es, &data()), Ok(()), "same data: fine");
-        let changed =
-            BTreeMap::from([("password".to_string(), SecretValue::from("new".to_string()))]);
+        let changed = Rendered {
+            data: BTreeMap::from([("password".to_string(), SecretValue::from("new".to_string()))]),
+            ..Default::default()
+        };
         assert!(matches!(
             check(Some(&s), &es, &changed),
             Err(GuardError::Immutable { .. })
         ));
+    }
+
+    #[test]
+    fn forbidden_types_are_refused_by_every_route() {
+        for forbidden in crate::materialize::FORBIDDEN_TYPES {
+            // The template asks for it (a CRD without lockstep's admission rule lets it through).
+            let mut asked = data();
+            asked.type_ = Some(forbidden.into());
+            for policy in [
+                CreationPolicy::Owner,
+                CreationPolicy::Orphan,
+                CreationPolicy::Merge,
+            ] {
+                let error = check(None, &es(policy), &asked).unwrap_err();
+                assert_eq!(error.reason(), "ForbiddenType");
+                assert!(error.to_string().contains(forbidden), "{error}");
+                assert!(
+                    error.to_string().contains("spec.target.template.type"),
+                    "{error}"
+                );
+            }
+            // The Secret to write into already has that type, and no template mentions a type.
+            let mut token = secret("app");
+            token.type_ = Some(forbidden.into());
+            for policy in [
+                CreationPolicy::Orphan,
+                CreationPolicy::Merge,
+                CreationPolicy::Owner,
+            ] {
+                let error = check(Some(&token), &es(policy), &data()).unwrap_err();
+                assert_eq!(error.reason(), "ForbiddenType", "{policy:?}");
+                assert!(
+                    error.to_string().contains("pick another spec.target.name"),
+                    "{error}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_type_change_is_refused_before_the_api_server_does() {
+        let es = es(CreationPolicy::Merge);
+        let mut wants = data();
+        wants.type_ = Some("kubernetes.io/ssh-auth".into());
+        let plain = secret("app");
+        assert!(matches!(
+            check(Some(&plain), &es, &wants),
+            Err(GuardError::TypeChange { existing, .. }) if existing == "Opaque"
+        ));
+        let mut same = secret("app");
+        same.type_ = Some("kubernetes.io/ssh-auth".into());
+        assert_eq!(check(Some(&same), &es, &wants), Ok(()));
+        // No type in the template: the Secret keeps its own.
+        assert_eq!(check(Some(&same), &es, &data()), Ok(()));
+    }
+
+    #[test]
+    fn with_a_template_only_its_metadata_is_written() {
+        let mut es = es(CreationPolicy::Owner);
+        es.metadata.labels = Some(BTreeMap::from([("from-es".into(), "x".into())]));
+        let mut rendered = data();
+        rendered.labels = BTreeMap::from([("team".into(), "a".into())]);
+        rendered.finalizers = vec!["example.com/keep".into()];
+        rendered.type_ = Some("kubernetes.io/ssh-auth".into());
+        let without = desired(&es, "app", &rendered, None);
+        assert!(without.labels().contains_key("from-es"));
+        assert!(!without.labels().contains_key("team"));
+
+        es.spec.target.template = Some(Default::default());
+        let with = desired(&es, "app", &rendered, None);
+        assert!(!with.labels().contains_key("from-es"));
+        assert_eq!(with.labels().get("team").map(String::as_str), Some("a"));
+        assert!(with.labels().contains_key(LABEL_MANAGED));
+        assert!(with.annotations().contains_key(ANNOTATION_DATA_HASH));
+        assert_eq!(with.finalizers(), ["example.com/keep"]);
+        assert_eq!(with.type_.as_deref(), Some("kubernetes.io/ssh-auth"));
+
+        let mut existing = secret("app");
+        existing.type_ = Some("kubernetes.io/tls".into());
+        let kept = desired(&es, "app", &data(), Some(&existing));
+        assert_eq!(
+            kept.type_.as_deref(),
+            Some("kubernetes.io/tls"),
+            "no type in the template: the Secret keeps its own"
+        );
     }
 
     /// A Secret as server-side apply leaves it: `ours` applied by `manager`, `theirs` by kubectl.

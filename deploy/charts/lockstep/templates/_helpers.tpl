@@ -48,13 +48,15 @@ RBAC section). Shared by the ClusterRole and the namespaced Role.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
+# Templates kept in ConfigMaps (spec.target.template.templateFrom), read in the ExternalSecret's
+# namespace at each sync, and CA bundles a kubernetes or webhook store names with caProvider type
+# ConfigMap.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
 # Web identity: the ServiceAccount's role annotation, and a short-lived token for it.
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [get]
-# CA bundles a kubernetes or webhook store names with caProvider type ConfigMap.
-- apiGroups: [""]
-  resources: [configmaps]
   verbs: [get]
 - apiGroups: [""]
   resources: [serviceaccounts/token]
