@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use lockstep_provider_api::{ErrorClass, SecretValue};
+use lockstep_provider_api::{ErrorClass, SecretValue, go_json};
 use regex::Regex;
 use serde_json::Value;
 
@@ -306,7 +306,7 @@ fn go_json(out: &mut String, value: &Value, escape_html: bool) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => go_number(out, n),
-        Value::String(s) => go_string(out, s, escape_html),
+        Value::String(s) => go_json::write_string(out, s, escape_html),
         Value::Array(items) => {
             out.push('[');
             for (index, item) in items.iter().enumerate() {
@@ -334,59 +334,21 @@ fn go_json_object<'a>(
         if index > 0 {
             out.push(',');
         }
-        go_string(out, key, escape_html);
+        go_json::write_string(out, key, escape_html);
         out.push(':');
         go_json(out, value, escape_html);
     }
     out.push('}');
 }
 
-/// Go marshals a float64 with `'f'` formatting unless its magnitude is below 1e-6 or at least
-/// 1e21, then as `1e+21` / `1e-7`.
+/// Integers keep their exact digits (Go would round those beyond 2^53 through a float64);
+/// anything else is a float64 as Go writes it.
 fn go_number(out: &mut String, n: &serde_json::Number) {
     if n.is_i64() || n.is_u64() {
         let _ = write!(out, "{n}");
-        return;
-    }
-    let f = n.as_f64().unwrap_or_default();
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let text = format!("{f:e}");
-        match text.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => {
-                let _ = write!(out, "{mantissa}e+{exp}");
-            }
-            _ => out.push_str(&text),
-        }
     } else {
-        let _ = write!(out, "{f}");
+        out.push_str(&go_json::float(n.as_f64().unwrap_or_default()));
     }
-}
-
-fn go_string(out: &mut String, s: &str, escape_html: bool) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' if escape_html => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -27,9 +27,12 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod go_json;
+mod json_map;
 mod value;
 
 pub use error::{ErrorClass, ProviderError};
+pub use json_map::json_object;
 pub use value::SecretValue;
 
 use std::collections::BTreeMap;

@@ -11,7 +11,6 @@ mod classify;
 pub mod credentials;
 mod errors;
 mod find;
-mod json_map;
 pub mod parameter_store;
 mod read;
 mod region;
@@ -73,24 +72,7 @@ impl SecretProvider for SecretsManager {
         remote: &RemoteRef,
     ) -> Result<BTreeMap<String, SecretValue>, ProviderError> {
         let value = self.get(remote).await?.value;
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(value.expose()).map_err(|_| {
-                ProviderError::invalid(format!(
-                    "secret {:?} is not a JSON object, so it cannot be split into keys: store \
-                     it as a JSON object, or read it whole with spec.data",
-                    self.id(remote)
-                ))
-            })?;
-        Ok(object
-            .into_iter()
-            .map(|(k, v)| {
-                let bytes = match v {
-                    serde_json::Value::String(s) => s.into_bytes(),
-                    other => other.to_string().into_bytes(),
-                };
-                (k, SecretValue::new(bytes))
-            })
-            .collect())
+        lockstep_provider_api::json_object(&format!("secret {:?}", self.id(remote)), &value)
     }
 
     async fn find(

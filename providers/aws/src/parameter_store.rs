@@ -29,7 +29,6 @@ use lockstep_provider_api::{
 };
 
 use crate::errors::{Call, call_error};
-use crate::json_map::json_object;
 use crate::read::tags_json;
 
 /// GetParameters reads at most this many parameters per call.
@@ -228,7 +227,7 @@ impl SecretProvider for ParameterStore {
         remote: &RemoteRef,
     ) -> Result<BTreeMap<String, SecretValue>, ProviderError> {
         let value = self.get(remote).await?.value;
-        json_object(&self.selection(remote).describe(), &value)
+        lockstep_provider_api::json_object(&self.selection(remote).describe(), &value)
     }
 
     async fn find(

@@ -7,7 +7,9 @@
 //! rules only differ for a version that holds both, which Secrets Manager refuses to create
 //! (CreateSecret and PutSecretValue take one or the other), so against AWS they always agree.
 use aws_sdk_secretsmanager::Client;
-use lockstep_provider_api::{ErrorClass, Fetched, ProviderError, SecretValue, VersionInfo};
+use lockstep_provider_api::{
+    ErrorClass, Fetched, ProviderError, SecretValue, VersionInfo, go_json,
+};
 
 use crate::errors::{Call, call_error};
 
@@ -117,32 +119,12 @@ pub(crate) fn tags_json<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) 
         if i > 0 {
             out.push(',');
         }
-        go_json_string(&mut out, key);
+        go_json::write_string(&mut out, key, true);
         out.push(':');
-        go_json_string(&mut out, value);
+        go_json::write_string(&mut out, value, true);
     }
     out.push('}');
     out
-}
-
-fn go_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

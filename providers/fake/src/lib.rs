@@ -128,26 +128,7 @@ impl SecretProvider for FakeProvider {
         remote: &RemoteRef,
     ) -> Result<BTreeMap<String, SecretValue>, ProviderError> {
         let value = self.lookup(remote)?;
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(value.expose()).map_err(|_| {
-                ProviderError::invalid(format!(
-                    "secret {:?} is not a JSON object, so it cannot be split into keys",
-                    remote.key
-                ))
-            })?;
-        Ok(object
-            .into_iter()
-            .map(|(k, v)| {
-                // Strings are unquoted, null is empty (Go's json.Unmarshal into a string), and
-                // anything else keeps its JSON text, as in ESO.
-                let bytes = match v {
-                    serde_json::Value::String(s) => s.into_bytes(),
-                    serde_json::Value::Null => Vec::new(),
-                    other => other.to_string().into_bytes(),
-                };
-                (k, SecretValue::new(bytes))
-            })
-            .collect())
+        lockstep_provider_api::json_object(&format!("secret {:?}", remote.key), value)
     }
 
     /// Keyed by entry key; the value of each key's highest version.

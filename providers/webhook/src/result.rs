@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use jsonpath_rust::JsonPath;
-use lockstep_provider_api::SecretValue;
+use lockstep_provider_api::{SecretValue, go_json};
 use serde_json::Value;
 
 /// Why the response could not be read; never carries the response.
@@ -110,7 +110,7 @@ pub fn map(path: Option<&str>, json: Value) -> Result<BTreeMap<String, SecretVal
                 Value::Null => Vec::new(),
                 Value::String(s) => s.clone().into_bytes(),
                 Value::Bool(b) => b.to_string().into_bytes(),
-                Value::Number(n) => go_float(n.as_f64().unwrap_or_default()).into_bytes(),
+                Value::Number(n) => go_json::float(n.as_f64().unwrap_or_default()).into_bytes(),
                 Value::Array(_) | Value::Object(_) => go_json(&v),
             };
             (k, SecretValue::new(bytes))
@@ -141,8 +141,8 @@ fn write_go_json(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&go_float(n.as_f64().unwrap_or_default())),
-        Value::String(s) => write_go_string(out, s),
+        Value::Number(n) => out.push_str(&go_json::float(n.as_f64().unwrap_or_default())),
+        Value::String(s) => go_json::write_string(out, s, true),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -160,47 +160,12 @@ fn write_go_json(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_go_string(out, k);
+                go_json::write_string(out, k, true);
                 out.push(':');
                 write_go_json(out, v);
             }
             out.push('}');
         }
-    }
-}
-
-fn write_go_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\0'..='\u{1f}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// Go's float64 encoding in JSON: shortest digits, exponent form only outside [1e-6, 1e21).
-fn go_float(x: f64) -> String {
-    let abs = x.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let text = format!("{x:e}");
-        // Go writes a sign on positive exponents.
-        match text.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
-            _ => text,
-        }
-    } else {
-        format!("{x}")
     }
 }
 

@@ -2,12 +2,12 @@
 //! `dataFrom.extract`, ESO's `GetSecretMap`).
 use std::collections::BTreeMap;
 
-use lockstep_provider_api::{ProviderError, SecretValue};
+use crate::{ProviderError, SecretValue};
 
 /// The members of the JSON object in `value`: strings unquoted, `null` empty (Go's
 /// `json.Unmarshal` into a string leaves it empty), anything else as its JSON text. `subject`
 /// names the secret in the error, which never quotes the value.
-pub(crate) fn json_object(
+pub fn json_object(
     subject: &str,
     value: &SecretValue,
 ) -> Result<BTreeMap<String, SecretValue>, ProviderError> {
