@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{
-    TestNamespace, WAIT, apis, apply, assert_no_value_leaked, assert_unchanged, canary, client,
-    env, eventually, lockstep, service_account, unique, wait_for_data, wait_for_message,
-    wait_for_reason,
+    TestNamespace, apis, apply, assert_no_value_leaked, assert_unchanged, canary, client, env,
+    lockstep, service_account, unique, wait_for_data, wait_for_message, wait_for_reason,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -144,34 +143,6 @@ fn store(name: &str, remote: &str, auth: Value) -> Value {
     })
 }
 
-/// Waits until the store's Ready condition has `status` and a message containing `needle`.
-async fn wait_for_store(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    status: &str,
-    needle: &str,
-) -> String {
-    let api: Api<SecretStore> = Api::namespaced(client.clone(), ns);
-    eventually(
-        &format!("SecretStore {name} to be Ready={status} mentioning {needle:?}"),
-        WAIT,
-        || async {
-            let c = api
-                .get(name)
-                .await
-                .ok()?
-                .status?
-                .conditions
-                .into_iter()
-                .next()?;
-            let message = c.message.unwrap_or_default();
-            (c.status.to_string() == status && message.contains(needle)).then_some(message)
-        },
-    )
-    .await
-}
-
 /// An ExternalSecret `app` on store `store` with `spec` merged in.
 fn external_secret(store: &str, spec: Value) -> Value {
     let mut es = common::external_secret("app", spec);
@@ -233,7 +204,7 @@ async fn a_bearer_token_reads_another_namespace_and_losing_get_keeps_the_secret(
         ),
     )
     .await;
-    wait_for_store(&client, app.name(), "k8s", "True", "store validated").await;
+    common::wait_for_store(&client, app.name(), "k8s", "True", "store validated").await;
 
     let (es_api, secrets) = apis(&client, app.name());
     let spec = json!({
@@ -309,7 +280,8 @@ async fn an_identity_that_may_not_get_secrets_leaves_the_store_not_ready() {
         ),
     )
     .await;
-    let message = wait_for_store(&client, app.name(), "k8s", "False", "may not get secrets").await;
+    let message =
+        common::wait_for_store(&client, app.name(), "k8s", "False", "may not get secrets").await;
     let who = format!("system:serviceaccount:{}:lister", app.name());
     assert!(message.contains(&who), "names the identity: {message}");
     assert!(
@@ -330,7 +302,7 @@ async fn an_identity_that_may_not_get_secrets_leaves_the_store_not_ready() {
         ),
     )
     .await;
-    let message = wait_for_store(
+    let message = common::wait_for_store(
         &client,
         app.name(),
         "foreign",
@@ -364,7 +336,7 @@ async fn a_service_account_token_is_requested_for_the_store() {
         ),
     )
     .await;
-    wait_for_store(&client, app.name(), "k8s", "True", "store validated").await;
+    common::wait_for_store(&client, app.name(), "k8s", "True", "store validated").await;
     let (es_api, secrets) = apis(&client, app.name());
     let spec = json!({"data": [{"secretKey": "password", "remoteRef": {"key": "db", "property": "password"}}]});
     apply(&es_api, external_secret("k8s", spec)).await;
@@ -469,7 +441,7 @@ async fn a_client_certificate_or_a_kubeconfig_reads_and_find_selects_by_label_or
     )
     .await;
     for name in ["cert", "kubeconfig"] {
-        wait_for_store(&client, app.name(), name, "True", "store validated").await;
+        common::wait_for_store(&client, app.name(), name, "True", "store validated").await;
     }
 
     let (es_api, secrets) = apis(&client, app.name());

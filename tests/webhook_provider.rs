@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{
-    WAIT, apis, apply, assert_no_value_leaked, assert_unchanged, canary, client, eventually,
-    lockstep, wait_for_data, wait_for_message, wait_for_reason,
+    apis, apply, assert_no_value_leaked, assert_unchanged, canary, client, lockstep, wait_for_data,
+    wait_for_message, wait_for_reason,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -260,33 +260,6 @@ fn secrets_store(base: &str, extra: Value) -> Value {
     spec
 }
 
-async fn wait_for_store(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    status: &str,
-    needle: &str,
-) -> String {
-    let api: Api<SecretStore> = Api::namespaced(client.clone(), ns);
-    eventually(
-        &format!("SecretStore {name} to be Ready={status} mentioning {needle:?}"),
-        WAIT,
-        || async {
-            let c = api
-                .get(name)
-                .await
-                .ok()?
-                .status?
-                .conditions
-                .into_iter()
-                .next()?;
-            let message = c.message.unwrap_or_default();
-            (c.status.to_string() == status && message.contains(needle)).then_some(message)
-        },
-    )
-    .await
-}
-
 fn external_secret(name: &str, store: &str, spec: Value) -> Value {
     let mut es = common::external_secret(name, spec);
     es["spec"]["secretStoreRef"] = json!({"name": store, "kind": "SecretStore"});
@@ -323,7 +296,7 @@ async fn templated_requests_read_a_value_with_json_path_and_a_map() {
     )
     .await;
     for name in ["hook", "maps"] {
-        wait_for_store(&client, ns.name(), name, "True", "store validated").await;
+        common::wait_for_store(&client, ns.name(), name, "True", "store validated").await;
     }
 
     let (es_api, secrets) = apis(&client, ns.name());
@@ -399,7 +372,7 @@ async fn a_failing_stalling_or_unreadable_endpoint_keeps_the_secret_and_says_why
         ),
     )
     .await;
-    wait_for_store(&client, ns.name(), "hook", "True", "store validated").await;
+    common::wait_for_store(&client, ns.name(), "hook", "True", "store validated").await;
 
     let (es_api, secrets) = apis(&client, ns.name());
     let spec = json!({"refreshInterval": "1s", "data": [{"secretKey": "value", "remoteRef": {"key": "flaky"}}]});
@@ -436,7 +409,7 @@ async fn a_failing_stalling_or_unreadable_endpoint_keeps_the_secret_and_says_why
     let mut unlabelled = secrets_store(&endpoint.base, json!({}));
     unlabelled["secrets"][0]["secretRef"]["name"] = json!("unlabelled");
     apply(&stores, store("unlabelled", unlabelled)).await;
-    let message = wait_for_store(
+    let message = common::wait_for_store(
         &client,
         ns.name(),
         "unlabelled",
@@ -456,7 +429,7 @@ async fn a_failing_stalling_or_unreadable_endpoint_keeps_the_secret_and_says_why
         store("down", json!({"url": format!("http://127.0.0.1:{port}/x")})),
     )
     .await;
-    wait_for_store(
+    common::wait_for_store(
         &client,
         ns.name(),
         "down",
@@ -525,7 +498,7 @@ async fn https_endpoints_are_trusted_through_the_stores_ca_only() {
     ));
     apply(&stores, store("untrusted", untrusted)).await;
     for name in ["tls", "untrusted"] {
-        wait_for_store(&client, ns.name(), name, "True", "store validated").await;
+        common::wait_for_store(&client, ns.name(), name, "True", "store validated").await;
     }
 
     let (es_api, secrets) = apis(&client, ns.name());

@@ -432,6 +432,36 @@ pub async fn ready(
 }
 
 /// Waits until the ExternalSecret's Ready reason is `reason`; returns its message.
+/// Waits until store `name`'s Ready condition has `status` and a message containing `needle`;
+/// returns the message.
+pub async fn wait_for_store(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    status: &str,
+    needle: &str,
+) -> String {
+    let api: Api<lockstep::api::secret_store::SecretStore> =
+        Api::namespaced(client.clone(), namespace);
+    eventually(
+        &format!("SecretStore {name} to be Ready={status} mentioning {needle:?}"),
+        WAIT,
+        || async {
+            let c = api
+                .get(name)
+                .await
+                .ok()?
+                .status?
+                .conditions
+                .into_iter()
+                .next()?;
+            let message = c.message.unwrap_or_default();
+            (c.status.to_string() == status && message.contains(needle)).then_some(message)
+        },
+    )
+    .await
+}
+
 pub async fn wait_for_reason(
     api: &Api<lockstep::api::external_secret::ExternalSecret>,
     name: &str,
