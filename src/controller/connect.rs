@@ -13,7 +13,7 @@ use crate::api::provider::Provider;
 use crate::api::provider_aws::{AwsProvider, AwsService};
 use crate::api::secret_store::RetrySettings;
 use crate::audit::record::{Draft, ObjectRef, Remote, ResponseStatus, Tenant, Trigger, Verb};
-use crate::fetch::{CacheKey, ClientCache};
+use crate::fetch::{CacheKey, ClientCache, Reader};
 
 /// Who asked for the connection, for the audit record of a credential exchange.
 #[derive(Debug, Clone, Copy)]
@@ -24,9 +24,10 @@ pub struct Audit<'a> {
     pub trigger: Trigger,
 }
 
-/// A connected provider, and the identity it acts with (for the audit log).
+/// A connected provider (behind the shared fetch layer), and the identity it acts with (for the
+/// audit log).
 pub struct Connected {
-    pub provider: Arc<dyn SecretProvider>,
+    pub reader: Reader,
     pub tenant: Option<Tenant>,
 }
 
@@ -62,7 +63,7 @@ pub async fn provider(
                 version: d.version.clone(),
             });
             Ok(Connected {
-                provider: Arc::new(FakeProvider::new(entries)),
+                reader: cache.unshared(&store.id(), Arc::new(FakeProvider::new(entries))),
                 tenant: None,
             })
         }
@@ -151,8 +152,8 @@ async fn aws_provider(
             Ok::<_, ConnectError>((provider, connected.expires_at))
         })
         .await
-        .map(|provider| Connected {
-            provider,
+        .map(|reader| Connected {
+            reader,
             tenant: Some(tenant),
         })
 }

@@ -28,6 +28,8 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// ExternalSecrets reconciled at the same time; 0: no limit.
     pub concurrency: u16,
+    /// Periodic refreshes running at the same time (see [`lanes`]).
+    pub refresh_lane: usize,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             store_refresh: Duration::from_secs(300),
             namespace: None,
             concurrency: 0,
+            refresh_lane: lanes::width(50.0, 0),
         }
     }
 }
@@ -50,6 +53,7 @@ pub struct Context {
     /// Set once the ExternalSecret cache has synced.
     pub readiness: Readiness,
     recorder: Recorder,
+    refresh_lane: Arc<tokio::sync::Semaphore>,
     failures: Mutex<HashMap<String, u32>>,
     /// The status lockstep last wrote per ExternalSecret uid. The watch cache can lag behind a
     /// status write, and a reconcile that saw the old status would fetch from the provider again.
@@ -76,6 +80,7 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            refresh_lane: Arc::new(tokio::sync::Semaphore::new(settings.refresh_lane.max(1))),
             client,
             settings,
             clients: ClientCache::with_metrics(metrics.clone()),
@@ -171,11 +176,71 @@ impl Context {
             .remove(uid);
     }
 
+    /// A turn in the refresh lane, held for the whole refresh. Without `--concurrent` every
+    /// reconcile runs, and refreshes queue here in order. With it, a refresh waiting here would
+    /// hold one of the controller's slots, so a full lane answers `None` and the refresh is
+    /// requeued instead.
+    pub async fn refresh_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let lane = self.refresh_lane.clone();
+        if self.settings.concurrency == 0 {
+            lane.acquire_owned().await.ok()
+        } else {
+            lane.try_acquire_owned().ok()
+        }
+    }
+
     /// Forgets the failures of `key` after a success.
     pub fn succeeded(&self, key: &str) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+    }
+}
+
+/// The two lanes of reconciles. kube-runtime's controller runs due reconciles in due order, with
+/// no priorities, and a refresh wave of thousands would otherwise queue its requests ahead of a
+/// new ExternalSecret's at the API server's rate limit (`--client-qps`) and at the provider.
+/// Periodic refreshes therefore take a turn in a lane of bounded width first; first syncs (never
+/// synced, or spec changed) do not wait for it. The fetch layer keeps the same two lanes for
+/// provider calls (`crate::fetch::Lane`).
+pub mod lanes {
+    use std::time::Duration;
+
+    /// When the refresh lane is full and the controller is bounded, try again after this long.
+    pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+    /// How many refreshes run at once: about half a second of the API budget (a refresh makes
+    /// about three requests, one after another), so a first sync never waits behind more than
+    /// that. With `--concurrent` set, a quarter of the slots stay free for first syncs.
+    pub fn width(client_qps: f64, concurrency: u16) -> usize {
+        let by_qps = if client_qps > 0.0 {
+            ((client_qps / 2.0) as usize).clamp(4, 256)
+        } else {
+            256
+        };
+        match usize::from(concurrency) {
+            0 => by_qps,
+            c => by_qps.min(c - c / 4).max(1),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn widths() {
+            assert_eq!(width(50.0, 0), 25);
+            assert_eq!(width(2.0, 0), 4);
+            assert_eq!(width(10_000.0, 0), 256);
+            assert_eq!(width(0.0, 0), 256, "no API limit");
+            assert_eq!(
+                width(50.0, 10),
+                8,
+                "a quarter of 10 slots kept for first syncs"
+            );
+            assert_eq!(width(50.0, 1), 1);
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! A cache of connected providers per store identity. Credentials are exchanged once and reused
-//! until shortly before they expire, so reconciles cost no STS call and no TokenRequest.
+//! until shortly before they expire, so reconciles cost no STS call and no TokenRequest. Each
+//! identity has one [`Reader`] (its coalesced, batched reads), and each store one [`Budget`]
+//! shared by its identities.
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use lockstep_provider_api::SecretProvider;
+
+use super::budget::Budget;
+use super::reader::Reader;
 
 /// Credentials are renewed this long before they expire, so no request carries dying credentials.
 const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
@@ -29,13 +34,14 @@ type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
 
 #[derive(Clone)]
 struct Entry {
-    provider: Arc<dyn SecretProvider>,
+    reader: Reader,
     expires_at: Option<SystemTime>,
 }
 
 #[derive(Default)]
 pub struct ClientCache {
     slots: Mutex<HashMap<CacheKey, Slot>>,
+    budgets: Mutex<HashMap<String, Arc<Budget>>>,
     connects: AtomicU64,
     metrics: crate::telemetry::Metrics,
 }
@@ -61,24 +67,36 @@ impl ClientCache {
         &self.metrics
     }
 
-    /// The connected provider for `key`, connecting (once, even under concurrent callers) when
-    /// there is none or its credentials are about to expire.
-    pub async fn get_or_connect<E, F, Fut>(
-        &self,
-        key: CacheKey,
-        connect: F,
-    ) -> Result<Arc<dyn SecretProvider>, E>
+    /// The reader of a provider that is not cached (its configuration is its own credentials,
+    /// as the fake provider's), within the budget of `store`.
+    pub fn unshared(&self, store: &str, provider: Arc<dyn SecretProvider>) -> Reader {
+        Reader::new(provider, self.budget(store))
+    }
+
+    /// The budget of `store`, shared by all its identities.
+    pub fn budget(&self, store: &str) -> Arc<Budget> {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        budgets
+            .entry(store.to_owned())
+            .or_insert_with(|| Arc::new(Budget::new(store, self.metrics.clone())))
+            .clone()
+    }
+
+    /// The reader of the connected provider for `key`, connecting (once, even under concurrent
+    /// callers) when there is none or its credentials are about to expire.
+    pub async fn get_or_connect<E, F, Fut>(&self, key: CacheKey, connect: F) -> Result<Reader, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(Arc<dyn SecretProvider>, Option<SystemTime>), E>>,
     {
+        let budget = self.budget(&key.store);
         let slot = self.slot(key);
         let mut entry = slot.lock().await;
         if let Some(e) = entry
             .as_ref()
             .filter(|e| fresh(e.expires_at, SystemTime::now()))
         {
-            return Ok(e.provider.clone());
+            return Ok(e.reader.clone());
         }
         let (provider, expires_at) = match connect().await {
             Ok(connected) => connected,
@@ -89,11 +107,12 @@ impl ClientCache {
         };
         self.connects.fetch_add(1, Ordering::Relaxed);
         self.metrics.credential_exchange(true);
+        let reader = Reader::new(provider, budget);
         *entry = Some(Entry {
-            provider: provider.clone(),
+            reader: reader.clone(),
             expires_at,
         });
-        Ok(provider)
+        Ok(reader)
     }
 
     /// Forgets every identity of a store (it was deleted or its credentials were refused).

@@ -14,7 +14,7 @@ pub use value::SecretValue;
 use std::collections::BTreeMap;
 
 /// Which secret, and which version of it, to read.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct RemoteRef {
     /// The provider's key (name, ARN, path...).
     pub key: String,

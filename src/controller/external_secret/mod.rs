@@ -23,7 +23,7 @@ use serde_json::json;
 use self::status::Outcome;
 use super::audited;
 use super::connect::Audit;
-use super::context::Context;
+use super::context::{Context, lanes};
 use crate::api::conditions::external_secret as reason;
 use crate::api::external_secret::{
     CreationPolicy, DeletionPolicy, ExternalSecret, FINALIZER, LABEL_MANAGED, LABEL_MANAGED_VALUE,
@@ -31,6 +31,7 @@ use crate::api::external_secret::{
 use crate::api::meta::StoreKind;
 use crate::api::secret_store::{ClusterSecretStore, SecretStore};
 use crate::audit::Verb;
+use crate::fetch::Lane;
 use crate::materialize;
 use crate::materialize::hash;
 
@@ -56,6 +57,9 @@ pub async fn run(ctx: Arc<Context>) {
     let (readiness, metrics) = (ctx.readiness.clone(), ctx.metrics.clone());
     let changes = watcher(es_api, watcher::Config::default())
         .default_backoff()
+        // The cache keeps every ExternalSecret: without managedFields, which lockstep never
+        // reads and which can be larger than the rest of the object.
+        .modify(|es| es.managed_fields_mut().clear())
         .reflect(writer)
         .inspect(move |event| match event {
             // Ready once the first list is in the cache (`/readyz`).
@@ -218,19 +222,31 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
         .await;
     }
 
+    let version = hash::synced_resource_version(
+        es.metadata.generation,
+        es.metadata.labels.as_ref(),
+        es.metadata.annotations.as_ref(),
+    );
+    let due = refresh::should_refresh(&es, &version, started);
+    let lane = refresh::lane(&es, &version);
+    // A periodic refresh waits for a turn in the refresh lane before it makes any request, so a
+    // refresh wave never queues ahead of a new ExternalSecret at the API server or the provider.
+    let _turn = if due && lane == Lane::Refresh {
+        match ctx.refresh_turn().await {
+            Some(turn) => Some(turn),
+            None => return Ok(Action::requeue(lanes::BUSY_RETRY)),
+        }
+    } else {
+        None
+    };
+
     let secret_name = es.spec.target_name(&name).to_owned();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = secrets
         .get_opt(&secret_name)
         .await
         .map_err(kube_err(format!("reading Secret {secret_name}")))?;
-    let version = hash::synced_resource_version(
-        es.metadata.generation,
-        es.metadata.labels.as_ref(),
-        es.metadata.annotations.as_ref(),
-    );
 
-    let due = refresh::should_refresh(&es, &version, started);
     let intact = target::is_intact(existing.as_ref(), &es);
     if !due && intact {
         return Ok(requeue_at_refresh(&es, started));
@@ -242,7 +258,9 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
         trigger: audited::trigger_of(&ctx.settings.audit, &es, &version, intact, due),
     };
 
-    let fetched = match fetch::fetch(&ctx.client, &ctx.clients, &es, audit).await {
+    // A Secret edited or deleted by hand is restored in the first lane: someone is waiting.
+    let lane = if due { lane } else { Lane::First };
+    let fetched = match fetch::fetch(&ctx.client, &ctx.clients, &es, audit, lane).await {
         Ok(f) => f,
         Err(fetch::FetchError::StoreNotValidatedYet) => {
             tracing::debug!("waiting for the store to be validated");

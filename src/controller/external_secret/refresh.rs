@@ -1,9 +1,24 @@
-//! When an ExternalSecret must be fetched again (ESO's `shouldRefresh`), and when to look next.
+//! When an ExternalSecret must be fetched again (ESO's `shouldRefresh`), when to look next, and
+//! in which lane it waits.
+//!
+//! Periodic refreshes are jittered: each ExternalSecret refreshes up to a tenth of its interval
+//! (at most [`MAX_SPREAD`]) after it is due, so a fleet created together (or on the default
+//! `1h`) does not come due at once forever after. The delay is deterministic and comes in
+//! [`SLOTS`] steps chosen by the first secret the ExternalSecret reads: ExternalSecrets that read
+//! the same secret stay in the same step, so their reads are still coalesced into one call, and
+//! each step's reads are still batched.
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
 
 use crate::api::external_secret::{ExternalSecret, RefreshPolicy};
+use crate::fetch::Lane;
+
+/// The most a refresh is delayed by jitter.
+pub const MAX_SPREAD: Duration = Duration::from_secs(5 * 60);
+/// How many distinct delays there are.
+pub const SLOTS: u64 = 8;
 
 /// Whether the ExternalSecret's data must be fetched now, given the `syncedResourceVersion` its
 /// current generation, labels and annotations would have.
@@ -29,10 +44,9 @@ pub fn should_refresh(es: &ExternalSecret, current_version: &str, now: Timestamp
             if spec_changed {
                 return true;
             }
+            let wait = interval.saturating_add(signed(jitter(es)));
             match refresh_time {
-                Some(last) if last <= now => {
-                    last.checked_add(interval).map_or(true, |due| due <= now)
-                }
+                Some(last) if last <= now => last.checked_add(wait).map_or(true, |due| due <= now),
                 // A refresh time in the future (clock skew, restored backup) is not trusted.
                 _ => true,
             }
@@ -51,12 +65,75 @@ pub fn interval(es: &ExternalSecret) -> Option<SignedDuration> {
     SignedDuration::try_from(d).ok()
 }
 
+/// The lane of a fetch: `First` for an ExternalSecret never synced, or whose spec, labels or
+/// annotations changed since (someone is waiting for it); `Refresh` when only time passed.
+pub fn lane(es: &ExternalSecret, current_version: &str) -> Lane {
+    let status = es.status.as_ref();
+    let synced_version = status
+        .and_then(|s| s.synced_resource_version.as_deref())
+        .unwrap_or_default();
+    let never_synced =
+        synced_version.is_empty() || status.and_then(|s| s.refresh_time.as_ref()).is_none();
+    if never_synced || synced_version != current_version {
+        Lane::First
+    } else {
+        Lane::Refresh
+    }
+}
+
+/// How much later than its interval this ExternalSecret refreshes (see the module comment).
+pub fn jitter(es: &ExternalSecret) -> Duration {
+    let Some(interval) = interval(es).and_then(|i| Duration::try_from(i).ok()) else {
+        return Duration::ZERO;
+    };
+    let spread = (interval / 10).min(MAX_SPREAD);
+    let slot = fnv1a(jitter_key(es).as_bytes()) % SLOTS;
+    spread.mul_f64(slot as f64 / SLOTS as f64)
+}
+
+/// The first secret the ExternalSecret reads (store and key), or its uid when it reads none
+/// by key.
+fn jitter_key(es: &ExternalSecret) -> String {
+    let store = es
+        .spec
+        .secret_store_ref
+        .as_ref()
+        .and_then(|s| s.name.clone())
+        .unwrap_or_default();
+    let first = es
+        .spec
+        .data
+        .first()
+        .map(|d| d.remote_ref.key.clone())
+        .or_else(|| {
+            es.spec
+                .data_from
+                .iter()
+                .find_map(|d| d.extract.as_ref().map(|e| e.key.clone()))
+        });
+    match first {
+        Some(key) => format!("{}/{store}/{key}", es.namespace().unwrap_or_default()),
+        None => es.uid().unwrap_or_else(|| es.name_any()),
+    }
+}
+
+/// FNV-1a: a stable hash (the same on every run and build), unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::ZERO)
+}
+
 /// How long after a sync that just happened the next periodic refresh is due.
 pub fn after_sync(es: &ExternalSecret) -> Option<Duration> {
     if es.spec.refresh_policy_or_default() != RefreshPolicy::Periodic {
         return None;
     }
-    Duration::try_from(interval(es)?).ok()
+    Some(Duration::try_from(interval(es)?).ok()? + jitter(es))
 }
 
 /// How long until the next periodic refresh is due, if there is one.
@@ -71,7 +148,9 @@ pub fn next_refresh_in(es: &ExternalSecret, now: Timestamp) -> Option<Duration> 
         .and_then(|s| s.refresh_time.as_ref())
         .map(|t| t.0)
         .unwrap_or(now);
-    let due = last.checked_add(interval).unwrap_or(last);
+    let due = last
+        .checked_add(interval.saturating_add(signed(jitter(es))))
+        .unwrap_or(last);
     Some(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
@@ -126,9 +205,16 @@ mod tests {
             should_refresh(&synced, "1-b", now),
             "labels or annotations changed (force-sync)"
         );
+        let jitter = jitter(&synced);
+        assert!(jitter < MAX_SPREAD);
+        let due = SignedDuration::from_mins(50) + signed(jitter);
         assert!(
-            should_refresh(&synced, "1-a", now + SignedDuration::from_mins(51)),
-            "interval elapsed"
+            !should_refresh(&synced, "1-a", now + due - SignedDuration::from_secs(1)),
+            "interval and jitter not elapsed yet"
+        );
+        assert!(
+            should_refresh(&synced, "1-a", now + due),
+            "interval and jitter elapsed"
         );
         let future = es(
             None,
@@ -180,10 +266,64 @@ mod tests {
             "1h",
             Some(("1-a", now - SignedDuration::from_mins(45))),
         );
-        let next = next_refresh_in(&synced, now).unwrap();
+        let next = next_refresh_in(&synced, now).unwrap() - jitter(&synced);
         assert!(
             next <= Duration::from_secs(15 * 60) && next > Duration::from_secs(14 * 60),
             "{next:?}"
         );
+        assert_eq!(
+            after_sync(&synced),
+            Some(Duration::from_secs(3600) + jitter(&synced))
+        );
+    }
+
+    fn reading(name: &str, key: &str, interval: &str) -> ExternalSecret {
+        let mut es = es(None, interval, None);
+        es.metadata.name = Some(name.into());
+        es.metadata.namespace = Some("team".into());
+        es.spec.data = vec![crate::api::external_secret::ExternalSecretData {
+            secret_key: "k".into(),
+            remote_ref: crate::api::external_secret::RemoteRef {
+                key: key.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }];
+        es
+    }
+
+    #[test]
+    fn jitter_is_deterministic_bounded_and_keeps_readers_of_a_secret_together() {
+        let a = reading("a", "db", "1h");
+        let b = reading("b", "db", "1h");
+        assert_eq!(jitter(&a), jitter(&a.clone()), "deterministic");
+        assert_eq!(jitter(&a), jitter(&b), "same secret, same slot");
+        let slots: std::collections::BTreeSet<Duration> = (0..200)
+            .map(|i| jitter(&reading("x", &format!("secret-{i}"), "1h")))
+            .collect();
+        assert_eq!(slots.len() as u64, SLOTS, "secrets spread over every slot");
+        assert!(slots.iter().all(|j| *j < Duration::from_secs(5 * 60)));
+        // A tenth of the interval when that is less than the cap.
+        let short: Vec<Duration> = (0..50)
+            .map(|i| jitter(&reading("x", &format!("s{i}"), "60s")))
+            .collect();
+        assert!(
+            short.iter().all(|j| *j < Duration::from_secs(6)),
+            "{short:?}"
+        );
+        assert_eq!(jitter(&reading("x", "db", "0")), Duration::ZERO);
+    }
+
+    #[test]
+    fn lanes() {
+        let now = Timestamp::now();
+        assert_eq!(
+            lane(&es(None, "1h", None), "1-a"),
+            Lane::First,
+            "never synced"
+        );
+        let synced = es(None, "1h", Some(("1-a", now)));
+        assert_eq!(lane(&synced, "1-a"), Lane::Refresh);
+        assert_eq!(lane(&synced, "2-a"), Lane::First, "spec changed");
     }
 }
