@@ -10,7 +10,7 @@ mod reader;
 
 pub use budget::Budget;
 pub use clients::{CacheKey, ClientCache};
-pub use reader::{BATCH, Reader, WINDOW};
+pub use reader::{BATCH, FIRST_WINDOW, REFRESH_WINDOW, Reader};
 
 /// Who is waiting for a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

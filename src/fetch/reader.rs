@@ -1,9 +1,11 @@
 //! Reads through one store identity, shared by every ExternalSecret that uses it.
 //!
-//! - Coalescing: reads of the same remote secret and version that arrive within [`WINDOW`] of
-//!   each other wait for one provider call and each get a copy of its answer. Only reads that
+//! - Coalescing: reads of the same remote secret and version that arrive within a short window
+//!   of each other wait for one provider call and each get a copy of its answer. Only reads that
 //!   have not been sent yet are joined, so every answer was read after it was asked for (a
-//!   force-sync never gets a value read before it).
+//!   force-sync never gets a value read before it). The window is [`FIRST_WINDOW`] for first
+//!   syncs, where someone waits, and [`REFRESH_WINDOW`] for refreshes, where nobody does and a
+//!   longer window gathers more of a refresh wave into each call.
 //! - Batching: the distinct reads of a window go to the provider together, [`BATCH`] at a time,
 //!   through `get_many` (for AWS one BatchGetSecretValue); each caller receives the answer or
 //!   the error of its own secret only.
@@ -28,8 +30,10 @@ use tokio::sync::oneshot;
 use super::Lane;
 use super::budget::Budget;
 
-/// How long a read waits for others to join its batch.
-pub const WINDOW: Duration = Duration::from_millis(10);
+/// How long a first sync's read waits for others to join its batch.
+pub const FIRST_WINDOW: Duration = Duration::from_millis(20);
+/// How long a refresh's read waits for others to join its batch.
+pub const REFRESH_WINDOW: Duration = Duration::from_millis(500);
 /// Distinct secrets per batch: what one BatchGetSecretValue reads.
 pub const BATCH: usize = 20;
 
@@ -125,7 +129,11 @@ impl Reader {
             let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
             let inner = self.inner.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(WINDOW).await;
+                tokio::time::sleep(match lane {
+                    Lane::First => FIRST_WINDOW,
+                    Lane::Refresh => REFRESH_WINDOW,
+                })
+                .await;
                 let due = {
                     let mut pending = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
                     let slot = &mut pending[lane as usize];
@@ -324,7 +332,11 @@ mod tests {
         let asked = provider.asked.lock().unwrap();
         for batch in asked.iter() {
             let distinct: std::collections::BTreeSet<&String> = batch.iter().collect();
-            assert_eq!(distinct.len(), batch.len(), "a secret read twice in one call");
+            assert_eq!(
+                distinct.len(),
+                batch.len(),
+                "a secret read twice in one call"
+            );
             assert!(batch.len() <= BATCH, "{asked:?}");
         }
         // 60 reads of 40 secrets: at most 60 / 20 calls, however the reads fall into windows.
