@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 export LOCKSTEP_ENV_DIR="$ROOT/target/env-bench"
 ENV_DIR=$LOCKSTEP_ENV_DIR
 cd "$ROOT"
-cargo build --quiet --release --bin lockstep
+cargo build --quiet --release --bin lockstep  # the release build: RSS and CPU as deployed
 cargo build --quiet --example scale
 export LOCKSTEP_BIN=${LOCKSTEP_BIN:-$ROOT/target/release/lockstep}
 export LOCKSTEP_ARGS=${LOCKSTEP_ARGS:---client-qps=500 --client-burst=500}
