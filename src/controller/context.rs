@@ -52,6 +52,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Set once the ExternalSecret cache has synced.
     pub readiness: Readiness,
+    /// The stores as the ExternalSecret controller's watches see them, once it runs.
+    pub stores: std::sync::OnceLock<crate::controller::stores::Cache>,
     recorder: Recorder,
     refresh_lane: Arc<tokio::sync::Semaphore>,
     failures: Mutex<HashMap<String, u32>>,
@@ -80,6 +82,7 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            stores: std::sync::OnceLock::new(),
             refresh_lane: Arc::new(tokio::sync::Semaphore::new(settings.refresh_lane.max(1))),
             client,
             settings,

@@ -79,6 +79,7 @@ impl FetchError {
 struct Resolver<'a> {
     client: &'a Client,
     cache: &'a ClientCache,
+    stores: Option<&'a stores::Cache>,
     namespace: String,
     providers: HashMap<(StoreKind, String), (Reader, ReadSource)>,
     namespace_labels: Option<BTreeMap<String, String>>,
@@ -97,7 +98,7 @@ impl Resolver<'_> {
         if let Some(p) = self.providers.get(&key) {
             return Ok(p.clone());
         }
-        let store = stores::get(self.client, reference, &self.namespace).await?;
+        let store = stores::get(self.client, self.stores, reference, &self.namespace).await?;
         self.check_allowed(&store).await?;
         let connected = connect::provider(
             self.client,
@@ -196,15 +197,15 @@ pub fn store_refs(es: &ExternalSecret) -> Vec<SecretStoreRef> {
 }
 
 pub async fn fetch(
-    client: &Client,
-    cache: &ClientCache,
+    ctx: &crate::controller::Context,
     es: &ExternalSecret,
     audit: Audit<'_>,
     lane: Lane,
 ) -> Result<Fetched, FetchError> {
     let mut resolver = Resolver {
-        client,
-        cache,
+        client: &ctx.client,
+        cache: &ctx.clients,
+        stores: ctx.stores.get(),
         namespace: es.namespace().unwrap_or_default(),
         providers: HashMap::new(),
         namespace_labels: None,

@@ -85,20 +85,35 @@ pub async fn run(ctx: Arc<Context>) {
     )
     .default_backoff()
     .touched_objects();
+    // The stores are cached as they are watched: a reconcile reads its store from here, and a
+    // store's change reaches its ExternalSecrets only after the cache has it.
+    let (store_reader, store_writer) = kube::runtime::reflector::store();
     let stores = watcher(ctx.scoped_api::<SecretStore>(), watcher::Config::default())
         .default_backoff()
+        .modify(|s| s.managed_fields_mut().clear())
+        .reflect(store_writer)
         .touched_objects();
     // Scoped to one namespace, lockstep leaves cluster stores (and their users) alone.
-    let cluster_stores = match ctx.settings.namespace {
-        Some(_) => futures::stream::pending().boxed(),
-        None => watcher(
-            Api::<ClusterSecretStore>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .touched_objects()
-        .boxed(),
+    let (cluster_stores, cluster_reader) = match ctx.settings.namespace {
+        Some(_) => (futures::stream::pending().boxed(), None),
+        None => {
+            let (reader, writer) = kube::runtime::reflector::store();
+            let stream = watcher(
+                Api::<ClusterSecretStore>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .modify(|s| s.managed_fields_mut().clear())
+            .reflect(writer)
+            .touched_objects()
+            .boxed();
+            (stream, Some(reader))
+        }
     };
+    let _ = ctx.stores.set(super::stores::Cache {
+        secret_stores: store_reader,
+        cluster_stores: cluster_reader,
+    });
 
     let (r1, r2, r3) = (reader.clone(), reader.clone(), reader.clone());
     Controller::for_stream(changes, reader)
@@ -260,7 +275,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
 
     // A Secret edited or deleted by hand is restored in the first lane: someone is waiting.
     let lane = if due { lane } else { Lane::First };
-    let fetched = match fetch::fetch(&ctx.client, &ctx.clients, &es, audit, lane).await {
+    let fetched = match fetch::fetch(&ctx, &es, audit, lane).await {
         Ok(f) => f,
         Err(fetch::FetchError::StoreNotValidatedYet) => {
             tracing::debug!("waiting for the store to be validated");
@@ -493,7 +508,7 @@ async fn handled_elsewhere(ctx: &Context, es: &ExternalSecret) -> Option<String>
         {
             return Some("a ClusterSecretStore, while lockstep is scoped to one namespace".into());
         }
-        if let Ok(store) = super::stores::get(&ctx.client, &r, &namespace).await
+        if let Ok(store) = super::stores::get(&ctx.client, ctx.stores.get(), &r, &namespace).await
             && !store.is_handled_by(&ctx.settings.controller_class)
         {
             return Some(format!(
