@@ -192,6 +192,12 @@ impl Context {
         }
     }
 
+    /// The turn a refresh takes again for its writes, once it has read the provider: always
+    /// waited for, since giving up now would waste the values read.
+    pub async fn refresh_turn_after_fetch(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.refresh_lane.clone().acquire_owned().await.ok()
+    }
+
     /// Forgets the failures of `key` after a success.
     pub fn succeeded(&self, key: &str) {
         self.failures
@@ -213,14 +219,17 @@ pub mod lanes {
     /// When the refresh lane is full and the controller is bounded, try again after this long.
     pub const BUSY_RETRY: Duration = Duration::from_secs(1);
 
-    /// How many refreshes run at once: about half a second of the API budget (a refresh makes
-    /// about three requests, one after another), so a first sync never waits behind more than
-    /// that. With `--concurrent` set, a quarter of the slots stay free for first syncs.
+    /// How many refreshes make API requests at once: a twentieth of a second's API budget, at
+    /// least 4 and at most 32. Each refresh has one request in flight at a time, so a first sync
+    /// finds at most that many refresh requests ahead of its own, at lockstep's rate limit and
+    /// at the API server (which may serve fewer than `--client-qps`: measured in BENCHMARKS.md,
+    /// a wider lane let new ExternalSecrets wait seconds behind a wave on a loaded server). With
+    /// `--concurrent` set, a quarter of the slots also stay free for first syncs.
     pub fn width(client_qps: f64, concurrency: u16) -> usize {
         let by_qps = if client_qps > 0.0 {
-            ((client_qps / 2.0) as usize).clamp(4, 256)
+            ((client_qps / 20.0) as usize).clamp(4, 32)
         } else {
-            256
+            32
         };
         match usize::from(concurrency) {
             0 => by_qps,
@@ -234,12 +243,12 @@ pub mod lanes {
 
         #[test]
         fn widths() {
-            assert_eq!(width(50.0, 0), 25);
-            assert_eq!(width(2.0, 0), 4);
-            assert_eq!(width(10_000.0, 0), 256);
-            assert_eq!(width(0.0, 0), 256, "no API limit");
+            assert_eq!(width(50.0, 0), 4);
+            assert_eq!(width(500.0, 0), 25);
+            assert_eq!(width(10_000.0, 0), 32);
+            assert_eq!(width(0.0, 0), 32, "no API limit");
             assert_eq!(
-                width(50.0, 10),
+                width(500.0, 10),
                 8,
                 "a quarter of 10 slots kept for first syncs"
             );

@@ -244,9 +244,11 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
     );
     let due = refresh::should_refresh(&es, &version, started);
     let lane = refresh::lane(&es, &version);
-    // A periodic refresh waits for a turn in the refresh lane before it makes any request, so a
-    // refresh wave never queues ahead of a new ExternalSecret at the API server or the provider.
-    let _turn = if due && lane == Lane::Refresh {
+    // A periodic refresh waits for a turn in the refresh lane before each of its requests to the
+    // API server, so a refresh wave never queues many requests ahead of a new ExternalSecret's.
+    // The turn is given back while the provider is read: the fetch layer has its own lanes, and
+    // more refreshes waiting on one batch means fewer provider calls.
+    let turn = if due && lane == Lane::Refresh {
         match ctx.refresh_turn().await {
             Some(turn) => Some(turn),
             None => return Ok(Action::requeue(lanes::BUSY_RETRY)),
@@ -275,7 +277,13 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
 
     // A Secret edited or deleted by hand is restored in the first lane: someone is waiting.
     let lane = if due { lane } else { Lane::First };
-    let fetched = match fetch::fetch(&ctx, &es, audit, lane).await {
+    drop(turn);
+    let fetched = fetch::fetch(&ctx, &es, audit, lane).await;
+    let _turn = match lane {
+        Lane::Refresh => ctx.refresh_turn_after_fetch().await,
+        Lane::First => None,
+    };
+    let fetched = match fetched {
         Ok(f) => f,
         Err(fetch::FetchError::StoreNotValidatedYet) => {
             tracing::debug!("waiting for the store to be validated");
