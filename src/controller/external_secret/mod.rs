@@ -501,7 +501,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
     };
     write_status(&ctx, &es, &outcome, started, &version).await?;
     ctx.succeeded(&key);
-    Ok(match refresh::after_sync(&es) {
+    Ok(match refresh::after_sync(&es, started) {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })

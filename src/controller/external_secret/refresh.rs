@@ -1,12 +1,13 @@
 //! When an ExternalSecret must be fetched again (ESO's `shouldRefresh`), when to look next, and
 //! in which lane it waits.
 //!
-//! Periodic refreshes are jittered: each ExternalSecret refreshes up to a tenth of its interval
-//! (at most [`MAX_SPREAD`]) after it is due, so a fleet created together (or on the default
-//! `1h`) does not come due at once forever after. The delay is deterministic and comes in
-//! [`SLOTS`] steps chosen by the first secret the ExternalSecret reads: ExternalSecrets that read
-//! the same secret stay in the same step, so their reads are still coalesced into one call, and
-//! each step's reads are still batched.
+//! Periodic refreshes are jittered: a refresh is due at the first instant of its [slot](SLOTS)
+//! on a grid of period `spread` (a tenth of the interval, at most [`MAX_SPREAD`]) once the
+//! interval has passed, so it comes less than `spread` late. A fleet created together (or on the
+//! default `1h`) is spread over the slots instead of coming due at once forever after. The slot
+//! is deterministic and chosen by the first secret the ExternalSecret reads: ExternalSecrets that
+//! read the same secret come due at the same instants, so their reads are coalesced into one
+//! call, and each slot's reads are batched.
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -37,16 +38,15 @@ pub fn should_refresh(es: &ExternalSecret, current_version: &str, now: Timestamp
         RefreshPolicy::CreatedOnce => false,
         RefreshPolicy::OnChange => spec_changed,
         RefreshPolicy::Periodic => {
-            let Some(interval) = interval(es) else {
+            if interval(es).is_none() {
                 // `0` means fetch once: even a spec change does not fetch again (as ESO).
                 return false;
-            };
+            }
             if spec_changed {
                 return true;
             }
-            let wait = interval.saturating_add(signed(jitter(es)));
             match refresh_time {
-                Some(last) if last <= now => last.checked_add(wait).map_or(true, |due| due <= now),
+                Some(last) if last <= now => due_at(es, last).is_none_or(|due| due <= now),
                 // A refresh time in the future (clock skew, restored backup) is not trusted.
                 _ => true,
             }
@@ -81,14 +81,21 @@ pub fn lane(es: &ExternalSecret, current_version: &str) -> Lane {
     }
 }
 
-/// How much later than its interval this ExternalSecret refreshes (see the module comment).
-pub fn jitter(es: &ExternalSecret) -> Duration {
-    let Some(interval) = interval(es).and_then(|i| Duration::try_from(i).ok()) else {
-        return Duration::ZERO;
-    };
-    let spread = (interval / 10).min(MAX_SPREAD);
-    let slot = fnv1a(jitter_key(es).as_bytes()) % SLOTS;
-    spread.mul_f64(slot as f64 / SLOTS as f64)
+/// When a periodic refresh is due after a sync at `last` (see the module comment); `None`
+/// without an interval.
+pub fn due_at(es: &ExternalSecret, last: Timestamp) -> Option<Timestamp> {
+    let interval = interval(es)?;
+    let earliest = last.checked_add(interval).ok()?;
+    let spread = (interval.as_nanos() / 10).min(MAX_SPREAD.as_nanos() as i128);
+    if spread <= 0 {
+        return Some(earliest);
+    }
+    let slot = i128::from(fnv1a(jitter_key(es).as_bytes()) % SLOTS);
+    let offset = spread * slot / i128::from(SLOTS);
+    // The first instant k * spread + offset at or after `earliest`.
+    let e = earliest.as_nanosecond() - offset;
+    let k = e.div_euclid(spread) + i128::from(e.rem_euclid(spread) != 0);
+    Timestamp::from_nanosecond(k * spread + offset).ok()
 }
 
 /// The first secret the ExternalSecret reads (store and key), or its uid when it reads none
@@ -124,16 +131,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn signed(d: Duration) -> SignedDuration {
-    SignedDuration::try_from(d).unwrap_or(SignedDuration::ZERO)
-}
-
-/// How long after a sync that just happened the next periodic refresh is due.
-pub fn after_sync(es: &ExternalSecret) -> Option<Duration> {
+/// How long after a sync that just happened (at `now`) the next periodic refresh is due.
+pub fn after_sync(es: &ExternalSecret, now: Timestamp) -> Option<Duration> {
     if es.spec.refresh_policy_or_default() != RefreshPolicy::Periodic {
         return None;
     }
-    Some(Duration::try_from(interval(es)?).ok()? + jitter(es))
+    Duration::try_from(due_at(es, now)?.duration_since(now)).ok()
 }
 
 /// How long until the next periodic refresh is due, if there is one.
@@ -141,16 +144,13 @@ pub fn next_refresh_in(es: &ExternalSecret, now: Timestamp) -> Option<Duration> 
     if es.spec.refresh_policy_or_default() != RefreshPolicy::Periodic {
         return None;
     }
-    let interval = interval(es)?;
     let last = es
         .status
         .as_ref()
         .and_then(|s| s.refresh_time.as_ref())
         .map(|t| t.0)
         .unwrap_or(now);
-    let due = last
-        .checked_add(interval.saturating_add(signed(jitter(es))))
-        .unwrap_or(last);
+    let due = due_at(es, last)?;
     Some(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
@@ -205,15 +205,15 @@ mod tests {
             should_refresh(&synced, "1-b", now),
             "labels or annotations changed (force-sync)"
         );
-        let jitter = jitter(&synced);
-        assert!(jitter < MAX_SPREAD);
-        let due = SignedDuration::from_mins(50) + signed(jitter);
+        let due = due_at(&synced, now - SignedDuration::from_mins(10)).unwrap();
+        let late = due.duration_since(now + SignedDuration::from_mins(50));
+        assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_mins(5));
         assert!(
-            !should_refresh(&synced, "1-a", now + due - SignedDuration::from_secs(1)),
+            !should_refresh(&synced, "1-a", due - SignedDuration::from_nanos(1)),
             "interval and jitter not elapsed yet"
         );
         assert!(
-            should_refresh(&synced, "1-a", now + due),
+            should_refresh(&synced, "1-a", due),
             "interval and jitter elapsed"
         );
         let future = es(
@@ -266,14 +266,15 @@ mod tests {
             "1h",
             Some(("1-a", now - SignedDuration::from_mins(45))),
         );
-        let next = next_refresh_in(&synced, now).unwrap() - jitter(&synced);
+        let next = next_refresh_in(&synced, now).unwrap();
         assert!(
-            next <= Duration::from_secs(15 * 60) && next > Duration::from_secs(14 * 60),
+            next >= Duration::from_secs(15 * 60) && next < Duration::from_secs(20 * 60),
             "{next:?}"
         );
-        assert_eq!(
-            after_sync(&synced),
-            Some(Duration::from_secs(3600) + jitter(&synced))
+        let after = after_sync(&synced, now).unwrap();
+        assert!(
+            after >= Duration::from_secs(3600) && after < Duration::from_secs(3900),
+            "{after:?}"
         );
     }
 
@@ -293,25 +294,36 @@ mod tests {
     }
 
     #[test]
-    fn jitter_is_deterministic_bounded_and_keeps_readers_of_a_secret_together() {
+    fn jitter_is_deterministic_bounded_and_aligns_readers_of_a_secret() {
+        let hour = SignedDuration::from_hours(1);
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
         let a = reading("a", "db", "1h");
         let b = reading("b", "db", "1h");
-        assert_eq!(jitter(&a), jitter(&a.clone()), "deterministic");
-        assert_eq!(jitter(&a), jitter(&b), "same secret, same slot");
-        let slots: std::collections::BTreeSet<Duration> = (0..200)
-            .map(|i| jitter(&reading("x", &format!("secret-{i}"), "1h")))
+        assert_eq!(due_at(&a, t0), due_at(&a.clone(), t0), "deterministic");
+        // Synced a minute apart (within one spread), two readers of one secret come due at the
+        // same instant.
+        let due = due_at(&a, t0).unwrap();
+        let synced = due - hour - SignedDuration::from_mins(3);
+        assert_eq!(due_at(&a, synced), Some(due));
+        assert_eq!(due_at(&b, synced + SignedDuration::from_mins(1)), Some(due));
+        // Every refresh is late by less than the spread (5 minutes for 1h), and secrets spread
+        // over every slot.
+        let offsets: std::collections::BTreeSet<i64> = (0..200)
+            .map(|i| {
+                let due = due_at(&reading("x", &format!("secret-{i}"), "1h"), t0).unwrap();
+                let late = due.duration_since(t0 + hour);
+                assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_mins(5));
+                due.as_second() % 300
+            })
             .collect();
-        assert_eq!(slots.len() as u64, SLOTS, "secrets spread over every slot");
-        assert!(slots.iter().all(|j| *j < Duration::from_secs(5 * 60)));
+        assert_eq!(offsets.len() as u64, SLOTS, "{offsets:?}");
         // A tenth of the interval when that is less than the cap.
-        let short: Vec<Duration> = (0..50)
-            .map(|i| jitter(&reading("x", &format!("s{i}"), "60s")))
-            .collect();
-        assert!(
-            short.iter().all(|j| *j < Duration::from_secs(6)),
-            "{short:?}"
-        );
-        assert_eq!(jitter(&reading("x", "db", "0")), Duration::ZERO);
+        for i in 0..50 {
+            let due = due_at(&reading("x", &format!("s{i}"), "60s"), t0).unwrap();
+            let late = due.duration_since(t0 + SignedDuration::from_secs(60));
+            assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_secs(6));
+        }
+        assert_eq!(due_at(&reading("x", "db", "0"), t0), None);
     }
 
     #[test]
