@@ -247,6 +247,13 @@ async fn main() -> anyhow::Result<()> {
             })
             .unwrap_or(0)
     };
+    // The slots of the jitter make the wave start a little after that: wait for its first refresh.
+    bench::poll(
+        Duration::from_secs(600),
+        Duration::from_millis(100),
+        || async { (refreshed(ess.clone()).await > 0).then_some(()) },
+    )
+    .await;
     let mut latencies = Vec::new();
     for j in 0..NEWCOMERS {
         let name = format!("new-{j}");
