@@ -57,13 +57,23 @@ pub async fn provider(
             aws_provider(client, cache, store, aws, consumer_namespace, audit).await
         }
         Provider::Fake(fake) => {
-            let entries = fake.data.iter().map(|d| FakeEntry {
-                key: d.key.clone(),
-                value: SecretValue::from(d.value.clone()),
-                version: d.version.clone(),
-            });
+            // Its values are the store's own spec, which the watch cache holds anyway.
+            let key = CacheKey {
+                store: store.id(),
+                generation: store.generation,
+                consumer_namespace: String::new(),
+                sources: Vec::new(),
+            };
+            let build = || {
+                let entries = fake.data.iter().map(|d| FakeEntry {
+                    key: d.key.clone(),
+                    value: SecretValue::from(d.value.clone()),
+                    version: d.version.clone(),
+                });
+                Arc::new(FakeProvider::new(entries)) as Arc<dyn SecretProvider>
+            };
             Ok(Connected {
-                reader: cache.unshared(&store.id(), Arc::new(FakeProvider::new(entries))),
+                reader: cache.get_or_build(key, build).await,
                 tenant: None,
             })
         }

@@ -67,10 +67,25 @@ impl ClientCache {
         &self.metrics
     }
 
-    /// The reader of a provider that is not cached (its configuration is its own credentials,
-    /// as the fake provider's), within the budget of `store`.
-    pub fn unshared(&self, store: &str, provider: Arc<dyn SecretProvider>) -> Reader {
-        Reader::new(provider, self.budget(store))
+    /// The reader of a provider without credentials (the fake provider: its configuration is its
+    /// data), built once per store generation and shared like any other; no exchange is counted.
+    pub async fn get_or_build(
+        &self,
+        key: CacheKey,
+        build: impl FnOnce() -> Arc<dyn SecretProvider>,
+    ) -> Reader {
+        let budget = self.budget(&key.store);
+        let slot = self.slot(key);
+        let mut entry = slot.lock().await;
+        if let Some(e) = entry.as_ref() {
+            return e.reader.clone();
+        }
+        let reader = Reader::new(build(), budget);
+        *entry = Some(Entry {
+            reader: reader.clone(),
+            expires_at: None,
+        });
+        reader
     }
 
     /// The budget of `store`, shared by all its identities.
@@ -209,6 +224,22 @@ mod tests {
             2,
             "credentials with a minute left are renewed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_provider_without_credentials_is_built_once_per_generation() {
+        let cache = ClientCache::default();
+        let builds = std::sync::atomic::AtomicUsize::new(0);
+        let build = || {
+            builds.fetch_add(1, Ordering::Relaxed);
+            Arc::new(FakeProvider::default()) as Arc<dyn SecretProvider>
+        };
+        cache.get_or_build(key(1), build).await;
+        cache.get_or_build(key(1), build).await;
+        assert_eq!(builds.load(Ordering::Relaxed), 1);
+        cache.get_or_build(key(2), build).await;
+        assert_eq!(builds.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.connects(), 0, "no credential exchange is counted");
     }
 
     #[test]
