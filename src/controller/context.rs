@@ -56,6 +56,7 @@ pub struct Context {
     pub stores: std::sync::OnceLock<crate::controller::stores::Cache>,
     recorder: Recorder,
     refresh_lane: Arc<tokio::sync::Semaphore>,
+    first_lane: Arc<tokio::sync::Semaphore>,
     failures: Mutex<HashMap<String, u32>>,
     /// The status lockstep last wrote per ExternalSecret uid. The watch cache can lag behind a
     /// status write, and a reconcile that saw the old status would fetch from the provider again.
@@ -84,6 +85,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             stores: std::sync::OnceLock::new(),
             refresh_lane: Arc::new(tokio::sync::Semaphore::new(settings.refresh_lane.max(1))),
+            first_lane: Arc::new(tokio::sync::Semaphore::new(lanes::FIRST_WIDTH)),
             client,
             settings,
             clients: ClientCache::with_metrics(metrics.clone()),
@@ -192,6 +194,13 @@ impl Context {
         }
     }
 
+    /// A turn in the first lane, held for the whole sync: it bounds how many syncs hold objects
+    /// and values in memory at once (a cold start of thousands would otherwise hold them all),
+    /// in the order they came.
+    pub async fn first_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.first_lane.clone().acquire_owned().await.ok()
+    }
+
     /// The turn a refresh takes again for its writes, once it has read the provider: always
     /// waited for, since giving up now would waste the values read.
     pub async fn refresh_turn_after_fetch(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
@@ -215,6 +224,10 @@ impl Context {
 /// provider calls (`crate::fetch::Lane`).
 pub mod lanes {
     use std::time::Duration;
+
+    /// First syncs running at once. Far more than the API budget lets finish in a second, so
+    /// it never slows a cold start; it only bounds the memory a cold start of thousands takes.
+    pub const FIRST_WIDTH: usize = 128;
 
     /// When the refresh lane is full and the controller is bounded, try again after this long.
     pub const BUSY_RETRY: Duration = Duration::from_secs(1);

@@ -256,6 +256,11 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
     } else {
         None
     };
+    let _first_turn = if due && lane == Lane::First {
+        ctx.first_turn().await
+    } else {
+        None
+    };
 
     let secret_name = es.spec.target_name(&name).to_owned();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
