@@ -183,20 +183,64 @@ fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Acti
 async fn reconcile_measured(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
-    let result = reconcile(es, ctx.clone()).await;
+    let es = ctx.with_written_status(es);
+    // The wait for a lane comes before the reconcile's own future exists (it is large: every
+    // local of every step), so thousands of ExternalSecrets waiting in a wave or a cold start
+    // cost a few hundred bytes each instead.
+    let Some(turns) = enter_lane(&ctx, &es).await else {
+        return Ok(Action::requeue(lanes::BUSY_RETRY));
+    };
+    let result = Box::pin(reconcile(es, ctx.clone(), turns)).await;
     ctx.metrics
         .reconciled(&namespace, &name, started.elapsed(), result.is_err());
     result
 }
 
+/// The turns a sync holds in the two lanes (see `lanes`).
+struct Turns {
+    refresh: Option<tokio::sync::OwnedSemaphorePermit>,
+    _first: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Waits for a turn in the lane of a due sync: a periodic refresh waits for a turn in the
+/// refresh lane before its requests to the API server, so a refresh wave never queues many
+/// requests ahead of a new ExternalSecret's; a first sync waits in the first lane. `None`: the
+/// refresh lane is full and the controller is bounded (`--concurrent`), try again later.
+async fn enter_lane(ctx: &Context, es: &ExternalSecret) -> Option<Turns> {
+    let version = hash::synced_resource_version(
+        es.metadata.generation,
+        es.metadata.labels.as_ref(),
+        es.metadata.annotations.as_ref(),
+    );
+    if !refresh::should_refresh(es, &version, Timestamp::now()) {
+        return Some(Turns {
+            refresh: None,
+            _first: None,
+        });
+    }
+    Some(match refresh::lane(es, &version) {
+        Lane::Refresh => Turns {
+            refresh: Some(ctx.refresh_turn().await?),
+            _first: None,
+        },
+        Lane::First => Turns {
+            refresh: None,
+            _first: ctx.first_turn().await,
+        },
+    })
+}
+
 #[tracing::instrument(skip_all, fields(namespace = %es.namespace().unwrap_or_default(), name = %es.name_any()))]
-async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    es: Arc<ExternalSecret>,
+    ctx: Arc<Context>,
+    mut turns: Turns,
+) -> Result<Action, Error> {
     let started = Timestamp::now();
     let namespace = es.namespace().unwrap_or_default();
     let name = es.name_any();
     let key = ObjectRef::from_obj(es.as_ref()).to_string();
     let es_api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let es = ctx.with_written_status(es);
 
     // ESO's finalizer blocks deletion once ESO is gone; lockstep relies on garbage collection.
     if es.finalizers().iter().any(|f| f == FINALIZER) {
@@ -244,23 +288,6 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
     );
     let due = refresh::should_refresh(&es, &version, started);
     let lane = refresh::lane(&es, &version);
-    // A periodic refresh waits for a turn in the refresh lane before each of its requests to the
-    // API server, so a refresh wave never queues many requests ahead of a new ExternalSecret's.
-    // The turn is given back while the provider is read: the fetch layer has its own lanes, and
-    // more refreshes waiting on one batch means fewer provider calls.
-    let turn = if due && lane == Lane::Refresh {
-        match ctx.refresh_turn().await {
-            Some(turn) => Some(turn),
-            None => return Ok(Action::requeue(lanes::BUSY_RETRY)),
-        }
-    } else {
-        None
-    };
-    let _first_turn = if due && lane == Lane::First {
-        ctx.first_turn().await
-    } else {
-        None
-    };
 
     let secret_name = es.spec.target_name(&name).to_owned();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -282,11 +309,14 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
 
     // A Secret edited or deleted by hand is restored in the first lane: someone is waiting.
     let lane = if due { lane } else { Lane::First };
-    drop(turn);
+    // A refresh gives its turn back while the provider is read: the fetch layer has its own
+    // lanes, and more refreshes waiting on one batch means fewer provider calls.
+    let refreshing = turns.refresh.take().is_some();
     let fetched = fetch::fetch(&ctx, &es, audit, lane).await;
-    let _turn = match lane {
-        Lane::Refresh => ctx.refresh_turn_after_fetch().await,
-        Lane::First => None,
+    let _turn = if refreshing {
+        ctx.refresh_turn_after_fetch().await
+    } else {
+        None
     };
     let fetched = match fetched {
         Ok(f) => f,
