@@ -33,8 +33,9 @@ chart: ## lint the Helm chart and print what it renders with the default values
 	target/bin/helm lint --strict deploy/charts/lockstep
 	target/bin/helm template lockstep deploy/charts/lockstep --namespace lockstep
 
-bench: ## apply-to-Secret latency and AWS calls per refresh (results: BENCHMARKS.md)
+bench: ## apply-to-Secret latency, AWS calls per refresh, and the scale runs at N=1,000 (results: BENCHMARKS.md)
 	scripts/bench-sync.sh 100
+	scripts/bench-scale.sh
 
 lint: ## formatting and clippy, as CI checks them
 	cargo fmt --all -- --check

@@ -84,6 +84,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         store_refresh: args.store_requeue_interval,
         namespace: Some(args.namespace.clone()).filter(|n| !n.is_empty()),
         concurrency: args.ops.concurrent,
+        refresh_lane: crate::controller::lanes::width(ops.client_qps, ops.concurrent),
     };
     tracing::info!(
         controller_class = %settings.controller_class,

@@ -17,7 +17,7 @@ use crate::api::provider::Provider;
 use crate::api::provider_aws::{AwsProvider, AwsService};
 use crate::api::secret_store::RetrySettings;
 use crate::audit::record::{Draft, ObjectRef, Remote, ResponseStatus, Tenant, Trigger, Verb};
-use crate::fetch::{CacheKey, ClientCache};
+use crate::fetch::{CacheKey, ClientCache, Reader};
 
 /// Who asked for the connection, for the audit record of a credential exchange.
 #[derive(Debug, Clone, Copy)]
@@ -28,9 +28,10 @@ pub struct Audit<'a> {
     pub trigger: Trigger,
 }
 
-/// A connected provider, and the identity it acts with (for the audit log).
+/// A connected provider (behind the shared fetch layer), and the identity it acts with (for the
+/// audit log).
 pub struct Connected {
-    pub provider: Arc<dyn SecretProvider>,
+    pub reader: Reader,
     pub tenant: Option<Tenant>,
 }
 
@@ -62,17 +63,28 @@ pub async fn provider(
             aws_provider(client, cache, store, aws, consumer_namespace, audit).await
         }
         Provider::Fake(fake) => {
-            let entries = fake.data.iter().map(|d| FakeEntry {
-                key: d.key.clone(),
-                value: SecretValue::from(d.value.clone()),
-                version: d.version.clone(),
-            });
-            // The schema allows 0 to 2; anything else cannot pass it, and would fail validation.
-            let validation = fake.validation_result.map_or(ForcedValidation::Ready, |n| {
-                ForcedValidation::from_eso(n).unwrap_or(ForcedValidation::Error)
-            });
+            // Its values are the store's own spec, which the watch cache holds anyway.
+            let key = CacheKey {
+                store: store.id(),
+                generation: store.generation,
+                consumer_namespace: String::new(),
+                sources: Vec::new(),
+            };
+            let build = || {
+                let entries = fake.data.iter().map(|d| FakeEntry {
+                    key: d.key.clone(),
+                    value: SecretValue::from(d.value.clone()),
+                    version: d.version.clone(),
+                });
+                // The schema allows 0 to 2; anything else cannot pass it, and would fail validation.
+                let validation = fake.validation_result.map_or(ForcedValidation::Ready, |n| {
+                    ForcedValidation::from_eso(n).unwrap_or(ForcedValidation::Error)
+                });
+                Arc::new(FakeProvider::new(entries).with_validation(validation))
+                    as Arc<dyn SecretProvider>
+            };
             Ok(Connected {
-                provider: Arc::new(FakeProvider::new(entries).with_validation(validation)),
+                reader: cache.get_or_build(key, build).await,
                 tenant: None,
             })
         }
@@ -87,7 +99,7 @@ pub async fn provider(
                 Ok::<_, ConnectError>((provider, expires_at))
             });
             Ok(Connected {
-                provider: connected.await?,
+                reader: connected.await?,
                 tenant: None,
             })
         }
@@ -103,7 +115,7 @@ pub async fn provider(
                 Ok::<_, ConnectError>((provider, None))
             });
             Ok(Connected {
-                provider: connected.await?,
+                reader: connected.await?,
                 tenant: None,
             })
         }
@@ -213,8 +225,8 @@ async fn aws_provider(
             Ok::<_, ConnectError>((provider, connected.expires_at))
         })
         .await
-        .map(|provider| Connected {
-            provider,
+        .map(|reader| Connected {
+            reader,
             tenant: Some(tenant),
         })
 }

@@ -28,6 +28,8 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// ExternalSecrets reconciled at the same time; 0: no limit.
     pub concurrency: u16,
+    /// Periodic refreshes running at the same time (see [`lanes`]).
+    pub refresh_lane: usize,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             store_refresh: Duration::from_secs(300),
             namespace: None,
             concurrency: 0,
+            refresh_lane: lanes::width(50.0, 0),
         }
     }
 }
@@ -49,7 +52,11 @@ pub struct Context {
     pub metrics: Metrics,
     /// Set once the ExternalSecret cache has synced.
     pub readiness: Readiness,
+    /// The stores as the ExternalSecret controller's watches see them, once it runs.
+    pub stores: std::sync::OnceLock<crate::controller::stores::Cache>,
     recorder: Recorder,
+    refresh_lane: Arc<tokio::sync::Semaphore>,
+    first_lane: Arc<tokio::sync::Semaphore>,
     failures: Mutex<HashMap<String, u32>>,
     /// The status lockstep last wrote per ExternalSecret uid. The watch cache can lag behind a
     /// status write, and a reconcile that saw the old status would fetch from the provider again.
@@ -76,6 +83,9 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            stores: std::sync::OnceLock::new(),
+            refresh_lane: Arc::new(tokio::sync::Semaphore::new(settings.refresh_lane.max(1))),
+            first_lane: Arc::new(tokio::sync::Semaphore::new(lanes::FIRST_WIDTH)),
             client,
             settings,
             clients: ClientCache::with_metrics(metrics.clone()),
@@ -171,11 +181,91 @@ impl Context {
             .remove(uid);
     }
 
+    /// A turn in the refresh lane, held for the whole refresh. Without `--concurrent` every
+    /// reconcile runs, and refreshes queue here in order. With it, a refresh waiting here would
+    /// hold one of the controller's slots, so a full lane answers `None` and the refresh is
+    /// requeued instead.
+    pub async fn refresh_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let lane = self.refresh_lane.clone();
+        if self.settings.concurrency == 0 {
+            lane.acquire_owned().await.ok()
+        } else {
+            lane.try_acquire_owned().ok()
+        }
+    }
+
+    /// A turn in the first lane, held for the whole sync: it bounds how many syncs hold objects
+    /// and values in memory at once (a cold start of thousands would otherwise hold them all),
+    /// in the order they came.
+    pub async fn first_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.first_lane.clone().acquire_owned().await.ok()
+    }
+
+    /// The turn a refresh takes again for its writes, once it has read the provider: always
+    /// waited for, since giving up now would waste the values read.
+    pub async fn refresh_turn_after_fetch(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.refresh_lane.clone().acquire_owned().await.ok()
+    }
+
     /// Forgets the failures of `key` after a success.
     pub fn succeeded(&self, key: &str) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+    }
+}
+
+/// The two lanes of reconciles. kube-runtime's controller runs due reconciles in due order, with
+/// no priorities, and a refresh wave of thousands would otherwise queue its requests ahead of a
+/// new ExternalSecret's at the API server's rate limit (`--client-qps`) and at the provider.
+/// Periodic refreshes therefore take a turn in a lane of bounded width first; first syncs (never
+/// synced, or spec changed) do not wait for it. The fetch layer keeps the same two lanes for
+/// provider calls (`crate::fetch::Lane`).
+pub mod lanes {
+    use std::time::Duration;
+
+    /// First syncs running at once. Far more than the API budget lets finish in a second, so
+    /// it never slows a cold start; it only bounds the memory a cold start of thousands takes.
+    pub const FIRST_WIDTH: usize = 128;
+
+    /// When the refresh lane is full and the controller is bounded, try again after this long.
+    pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+    /// How many refreshes make API requests at once: a twentieth of a second's API budget, at
+    /// least 4 and at most 32. Each refresh has one request in flight at a time, so a first sync
+    /// finds at most that many refresh requests ahead of its own, at lockstep's rate limit and
+    /// at the API server (which may serve fewer than `--client-qps`: measured in BENCHMARKS.md,
+    /// a wider lane let new ExternalSecrets wait seconds behind a wave on a loaded server). With
+    /// `--concurrent` set, a quarter of the slots also stay free for first syncs.
+    pub fn width(client_qps: f64, concurrency: u16) -> usize {
+        let by_qps = if client_qps > 0.0 {
+            ((client_qps / 20.0) as usize).clamp(4, 32)
+        } else {
+            32
+        };
+        match usize::from(concurrency) {
+            0 => by_qps,
+            c => by_qps.min(c - c / 4).max(1),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn widths() {
+            assert_eq!(width(50.0, 0), 4);
+            assert_eq!(width(500.0, 0), 25);
+            assert_eq!(width(10_000.0, 0), 32);
+            assert_eq!(width(0.0, 0), 32, "no API limit");
+            assert_eq!(
+                width(500.0, 10),
+                8,
+                "a quarter of 10 slots kept for first syncs"
+            );
+            assert_eq!(width(50.0, 1), 1);
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use kube::Client;
 
-pub use context::{Context, Settings};
+pub use context::{Context, Settings, lanes};
 
 use crate::api::secret_store::{ClusterSecretStore, SecretStore};
 

@@ -133,7 +133,7 @@ async fn reconcile<K: StoreKindExt>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Ac
         audit,
     )
     .await
-    .map(|c| c.provider);
+    .map(|c| c.reader.provider().clone());
     let (condition, capabilities) = match connected {
         Ok(provider) => match provider.validate().await {
             Ok(Validation::Ready) => (

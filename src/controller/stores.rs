@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
+use kube::runtime::reflector::{ObjectRef, Store as Reader};
 use kube::{Api, Client, ResourceExt};
 use regex::Regex;
 
@@ -95,8 +96,56 @@ pub enum StoreError {
 }
 
 /// Reads the store a reference points at, from the ExternalSecret's namespace.
+/// The stores as the ExternalSecret controller's watches last saw them, so a reconcile does not
+/// read its store from the API server (twice) every time. A store the cache does not hold yet
+/// (its watch has not caught up, or it does not exist) is read from the API server.
+#[derive(Clone)]
+pub struct Cache {
+    pub secret_stores: Reader<SecretStore>,
+    pub cluster_stores: Option<Reader<ClusterSecretStore>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    fn get(&self, kind: StoreKind, name: &str, es_namespace: &str) -> Option<Store> {
+        match kind {
+            StoreKind::SecretStore => {
+                let s = self
+                    .secret_stores
+                    .get(&ObjectRef::new(name).within(es_namespace))?;
+                Some(Store {
+                    kind,
+                    name: name.to_owned(),
+                    namespace: s.namespace(),
+                    generation: s.metadata.generation.unwrap_or_default(),
+                    spec: s.spec.clone(),
+                    status: s.status.clone(),
+                })
+            }
+            StoreKind::ClusterSecretStore => {
+                let s = self.cluster_stores.as_ref()?.get(&ObjectRef::new(name))?;
+                Some(Store {
+                    kind,
+                    name: name.to_owned(),
+                    namespace: None,
+                    generation: s.metadata.generation.unwrap_or_default(),
+                    spec: s.spec.clone(),
+                    status: s.status.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// The store `reference` names, from `cache` when it holds it, else from the API server.
 pub async fn get(
     client: &Client,
+    cache: Option<&Cache>,
     reference: &SecretStoreRef,
     es_namespace: &str,
 ) -> Result<Store, StoreError> {
@@ -106,6 +155,9 @@ pub async fn get(
         .filter(|n| !n.is_empty())
         .ok_or(StoreError::NoStoreRef)?;
     let kind = reference.kind_or_default();
+    if let Some(store) = cache.and_then(|c| c.get(kind, &name, es_namespace)) {
+        return Ok(store);
+    }
     let kube_err = |source| StoreError::Kube {
         what: format!("{} {name:?}", kind.as_str()),
         source,

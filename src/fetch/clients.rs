@@ -1,5 +1,7 @@
 //! A cache of connected providers per store identity. Credentials are exchanged once and reused
-//! until shortly before they expire, so reconciles cost no STS call and no TokenRequest.
+//! until shortly before they expire, so reconciles cost no STS call and no TokenRequest. Each
+//! identity has one [`Reader`] (its coalesced, batched reads), and each store one [`Budget`]
+//! shared by its identities.
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use lockstep_provider_api::SecretProvider;
+
+use super::budget::Budget;
+use super::reader::Reader;
 
 /// Credentials are renewed this long before they expire, so no request carries dying credentials.
 const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
@@ -29,13 +34,14 @@ type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
 
 #[derive(Clone)]
 struct Entry {
-    provider: Arc<dyn SecretProvider>,
+    reader: Reader,
     expires_at: Option<SystemTime>,
 }
 
 #[derive(Default)]
 pub struct ClientCache {
     slots: Mutex<HashMap<CacheKey, Slot>>,
+    budgets: Mutex<HashMap<String, Arc<Budget>>>,
     connects: AtomicU64,
     metrics: crate::telemetry::Metrics,
 }
@@ -61,24 +67,51 @@ impl ClientCache {
         &self.metrics
     }
 
-    /// The connected provider for `key`, connecting (once, even under concurrent callers) when
-    /// there is none or its credentials are about to expire.
-    pub async fn get_or_connect<E, F, Fut>(
+    /// The reader of a provider without credentials (the fake provider: its configuration is its
+    /// data), built once per store generation and shared like any other; no exchange is counted.
+    pub async fn get_or_build(
         &self,
         key: CacheKey,
-        connect: F,
-    ) -> Result<Arc<dyn SecretProvider>, E>
+        build: impl FnOnce() -> Arc<dyn SecretProvider>,
+    ) -> Reader {
+        let budget = self.budget(&key.store);
+        let slot = self.slot(key);
+        let mut entry = slot.lock().await;
+        if let Some(e) = entry.as_ref() {
+            return e.reader.clone();
+        }
+        let reader = Reader::new(build(), budget);
+        *entry = Some(Entry {
+            reader: reader.clone(),
+            expires_at: None,
+        });
+        reader
+    }
+
+    /// The budget of `store`, shared by all its identities.
+    pub fn budget(&self, store: &str) -> Arc<Budget> {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        budgets
+            .entry(store.to_owned())
+            .or_insert_with(|| Arc::new(Budget::new(store, self.metrics.clone())))
+            .clone()
+    }
+
+    /// The reader of the connected provider for `key`, connecting (once, even under concurrent
+    /// callers) when there is none or its credentials are about to expire.
+    pub async fn get_or_connect<E, F, Fut>(&self, key: CacheKey, connect: F) -> Result<Reader, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(Arc<dyn SecretProvider>, Option<SystemTime>), E>>,
     {
+        let budget = self.budget(&key.store);
         let slot = self.slot(key);
         let mut entry = slot.lock().await;
         if let Some(e) = entry
             .as_ref()
             .filter(|e| fresh(e.expires_at, SystemTime::now()))
         {
-            return Ok(e.provider.clone());
+            return Ok(e.reader.clone());
         }
         let (provider, expires_at) = match connect().await {
             Ok(connected) => connected,
@@ -89,11 +122,12 @@ impl ClientCache {
         };
         self.connects.fetch_add(1, Ordering::Relaxed);
         self.metrics.credential_exchange(true);
+        let reader = Reader::new(provider, budget);
         *entry = Some(Entry {
-            provider: provider.clone(),
+            reader: reader.clone(),
             expires_at,
         });
-        Ok(provider)
+        Ok(reader)
     }
 
     /// Forgets every identity of a store (it was deleted or its credentials were refused).
@@ -190,6 +224,22 @@ mod tests {
             2,
             "credentials with a minute left are renewed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_provider_without_credentials_is_built_once_per_generation() {
+        let cache = ClientCache::default();
+        let builds = std::sync::atomic::AtomicUsize::new(0);
+        let build = || {
+            builds.fetch_add(1, Ordering::Relaxed);
+            Arc::new(FakeProvider::default()) as Arc<dyn SecretProvider>
+        };
+        cache.get_or_build(key(1), build).await;
+        cache.get_or_build(key(1), build).await;
+        assert_eq!(builds.load(Ordering::Relaxed), 1);
+        cache.get_or_build(key(2), build).await;
+        assert_eq!(builds.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.connects(), 0, "no credential exchange is counted");
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub struct Metrics {
     eso_api_calls: Family<EsoApiCall, Counter>,
     provider_calls: Family<ProviderCall, Counter>,
     aws_cost: Family<Store, Counter<f64, AtomicU64>>,
+    budget_rate: Family<Store, Gauge<f64, AtomicU64>>,
     credential_exchanges: Family<Outcome, Counter>,
     reconcile_seconds: Family<Kind, Histogram>,
     managed_secrets: Gauge,
@@ -178,6 +179,12 @@ impl Metrics {
             "Estimated AWS API cost of the provider calls made, per store: calls x the published price per call (Secrets Manager: $0.05 per 10,000)",
             aws_cost.clone(),
         );
+        let budget_rate = Family::<Store, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "lockstep_provider_budget_rate",
+            "Provider calls per second a store may make now: halved when the provider throttles, raised by one after each call that is not throttled",
+            budget_rate.clone(),
+        );
         let credential_exchanges = Family::<Outcome, Counter>::default();
         registry.register(
             "lockstep_credential_exchanges",
@@ -223,6 +230,7 @@ impl Metrics {
             eso_api_calls,
             provider_calls,
             aws_cost,
+            budget_rate,
             credential_exchanges,
             reconcile_seconds,
             managed_secrets,
@@ -354,6 +362,15 @@ impl Metrics {
                 })
                 .inc_by(SECRETS_MANAGER_USD_PER_CALL);
         }
+    }
+
+    /// The calls per second a store's budget allows now.
+    pub fn budget_rate(&self, store: &str, rate: f64) {
+        self.budget_rate
+            .get_or_create(&Store {
+                store: store.into(),
+            })
+            .set(rate);
     }
 
     /// One credential exchange for a store identity.

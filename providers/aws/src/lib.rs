@@ -7,6 +7,7 @@
 //! credentials, region and retry code.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod classify;
 pub mod credentials;
 mod errors;
@@ -22,6 +23,8 @@ pub use region::validate_region;
 pub use retry::RetrySettings;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use aws_sdk_secretsmanager::Client;
 use lockstep_provider_api::{
@@ -37,6 +40,8 @@ pub struct SecretsManager {
     sts: aws_sdk_sts::Client,
     /// Prepended verbatim to every remote key (`spec.provider.aws.prefix`), not to find queries.
     prefix: String,
+    /// Set once this identity was refused BatchGetSecretValue: it then reads one by one.
+    batch_denied: Arc<AtomicBool>,
 }
 
 impl SecretsManager {
@@ -46,6 +51,7 @@ impl SecretsManager {
             client: Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             prefix: prefix.unwrap_or_default(),
+            batch_denied: Arc::default(),
         }
     }
 
@@ -65,6 +71,34 @@ impl SecretProvider for SecretsManager {
         } else {
             read::value(&self.client, &id, remote.version.as_deref()).await
         }
+    }
+
+    /// Current values of explicit keys come from BatchGetSecretValue, 20 per call; other
+    /// versions and metadata, and whatever a batch did not answer, are read one by one.
+    async fn get_many(&self, remotes: &[RemoteRef]) -> Vec<Result<Fetched, ProviderError>> {
+        let batched: Vec<usize> = (0..remotes.len())
+            .filter(|&i| batch::batchable(remotes[i].version.as_deref(), remotes[i].fetch_metadata))
+            .collect();
+        let ids: Vec<String> = batched.iter().map(|&i| self.id(&remotes[i])).collect();
+        let mut answers: Vec<Option<Result<Fetched, ProviderError>>> =
+            (0..remotes.len()).map(|_| None).collect();
+        // One secret alone costs one call either way; GetSecretValue needs no extra permission.
+        if ids.len() > 1 {
+            let values = batch::current_values(&self.client, &ids, &self.batch_denied).await;
+            for (i, answer) in batched.into_iter().zip(values) {
+                answers[i] = answer;
+            }
+        }
+        let reads = remotes
+            .iter()
+            .zip(answers)
+            .map(|(remote, answer)| async move {
+                match answer {
+                    Some(answer) => answer,
+                    None => self.get(remote).await,
+                }
+            });
+        futures::future::join_all(reads).await
     }
 
     async fn get_map(

@@ -1,12 +1,11 @@
 //! Fetching everything an ExternalSecret asks for, entry by entry, in ESO's order: `dataFrom`
 //! first (later entries overwrite earlier keys), then `data` (which overrides `dataFrom`).
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client, ResourceExt};
 use lockstep_provider_api::{
-    ErrorClass, FindQuery, ProviderError, RemoteRef, SecretProvider, SecretValue, VersionInfo,
+    ErrorClass, Fetched as Read, FindQuery, ProviderError, RemoteRef, SecretValue, VersionInfo,
 };
 
 use crate::api::external_secret::{
@@ -18,7 +17,7 @@ use crate::audit::record::now;
 use crate::controller::audited::{self, ReadSource};
 use crate::controller::connect::{self, Audit, ConnectError};
 use crate::controller::stores::{self, Store, StoreError};
-use crate::fetch::ClientCache;
+use crate::fetch::{ClientCache, Lane, Reader};
 use crate::materialize::{
     self, AssembleError, DataFromResult, DataFromSource, DataResult, KeyHandling,
 };
@@ -81,8 +80,9 @@ impl FetchError {
 struct Resolver<'a> {
     client: &'a Client,
     cache: &'a ClientCache,
+    stores: Option<&'a stores::Cache>,
     namespace: String,
-    providers: HashMap<(StoreKind, String), (Arc<dyn SecretProvider>, ReadSource)>,
+    providers: HashMap<(StoreKind, String), (Reader, ReadSource)>,
     namespace_labels: Option<BTreeMap<String, String>>,
     audit: Audit<'a>,
 }
@@ -91,7 +91,7 @@ impl Resolver<'_> {
     async fn provider(
         &mut self,
         reference: &SecretStoreRef,
-    ) -> Result<(Arc<dyn SecretProvider>, ReadSource), FetchError> {
+    ) -> Result<(Reader, ReadSource), FetchError> {
         let key = (
             reference.kind_or_default(),
             reference.name.clone().unwrap_or_default(),
@@ -99,7 +99,7 @@ impl Resolver<'_> {
         if let Some(p) = self.providers.get(&key) {
             return Ok(p.clone());
         }
-        let store = stores::get(self.client, reference, &self.namespace).await?;
+        let store = stores::get(self.client, self.stores, reference, &self.namespace).await?;
         self.check_allowed(&store).await?;
         let connected = connect::provider(
             self.client,
@@ -118,8 +118,8 @@ impl Resolver<'_> {
             tenant: connected.tenant,
         };
         self.providers
-            .insert(key, (connected.provider.clone(), source.clone()));
-        Ok((connected.provider, source))
+            .insert(key, (connected.reader.clone(), source.clone()));
+        Ok((connected.reader, source))
     }
 
     async fn check_allowed(&mut self, store: &Store) -> Result<(), FetchError> {
@@ -198,14 +198,15 @@ pub fn store_refs(es: &ExternalSecret) -> Vec<SecretStoreRef> {
 }
 
 pub async fn fetch(
-    client: &Client,
-    cache: &ClientCache,
+    ctx: &crate::controller::Context,
     es: &ExternalSecret,
     audit: Audit<'_>,
+    lane: Lane,
 ) -> Result<Fetched, FetchError> {
     let mut resolver = Resolver {
-        client,
-        cache,
+        client: &ctx.client,
+        cache: &ctx.clients,
+        stores: ctx.stores.get(),
         namespace: es.namespace().unwrap_or_default(),
         providers: HashMap::new(),
         namespace_labels: None,
@@ -216,6 +217,7 @@ pub async fn fetch(
     let mut missing = Vec::new();
     let mut data_from = Vec::new();
     let mut data = Vec::new();
+    let mut reads = read_explicit_keys(&mut resolver, es, lane).await?;
 
     for (index, entry) in es.spec.data_from.iter().enumerate() {
         let store_ref = entry
@@ -240,7 +242,7 @@ pub async fn fetch(
                 .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
                 .await?;
             let asked = now();
-            let found = provider.find(&find_query(find)).await;
+            let found = provider.find(&find_query(find), lane).await;
             let how = ("find", asked.as_str());
             match &found {
                 Ok(map) => map.iter().for_each(|(k, v)| {
@@ -272,12 +274,11 @@ pub async fn fetch(
             }
             continue;
         };
-        let (provider, source) = resolver
+        let (_, source) = resolver
             .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
             .await?;
         let request = remote(extract);
-        let asked = now();
-        let got = provider.get(&request).await;
+        let (asked, got) = reads.take(Entry::DataFrom(index));
         let mode = if request.fetch_metadata {
             "metadata"
         } else {
@@ -329,12 +330,11 @@ pub async fn fetch(
             entry: label.clone(),
             source,
         };
-        let (provider, source) = resolver
+        let (_, source) = resolver
             .provider(&store_ref.ok_or(StoreError::NoStoreRef)?)
             .await?;
         let request = remote(r);
-        let asked = now();
-        let got = provider.get(&request).await;
+        let (asked, got) = reads.take(Entry::Data(index));
         let mode = if request.fetch_metadata {
             "metadata"
         } else {
@@ -385,6 +385,84 @@ fn key_handling(
     } else {
         KeyHandling::Rewrite(rewrite.to_vec())
     }
+}
+
+
+/// An entry that reads one explicit key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Entry {
+    DataFrom(usize),
+    Data(usize),
+}
+
+/// The answers to an ExternalSecret's explicit keys, with when each was asked (for the audit).
+#[derive(Default)]
+struct Reads(HashMap<Entry, (String, Result<Read, ProviderError>)>);
+
+impl Reads {
+    fn take(&mut self, entry: Entry) -> (String, Result<Read, ProviderError>) {
+        self.0.remove(&entry).unwrap_or_else(|| {
+            // Every explicit entry was read before the entries are walked.
+            (
+                now(),
+                Err(ProviderError::new(
+                    ErrorClass::Unavailable,
+                    "the entry was not read; lockstep retries",
+                )),
+            )
+        })
+    }
+}
+
+/// Reads every explicit key (`data`, and `dataFrom.extract`) at once, per store, so the fetch
+/// layer can coalesce and batch them with the reads of other ExternalSecrets.
+async fn read_explicit_keys(
+    resolver: &mut Resolver<'_>,
+    es: &ExternalSecret,
+    lane: Lane,
+) -> Result<Reads, FetchError> {
+    let default_store = es.spec.secret_store_ref.clone();
+    let store_of = |source: Option<&crate::api::external_secret::StoreSourceRef>| {
+        source
+            .and_then(|s| s.store_ref.clone())
+            .or_else(|| default_store.clone())
+            .ok_or(StoreError::NoStoreRef)
+    };
+    let mut wanted: Vec<(Entry, SecretStoreRef, RemoteRef)> = Vec::new();
+    for (index, entry) in es.spec.data_from.iter().enumerate() {
+        if let Some(extract) = &entry.extract {
+            let store = store_of(entry.source_ref.as_ref())?;
+            wanted.push((Entry::DataFrom(index), store, remote(extract)));
+        }
+    }
+    for (index, entry) in es.spec.data.iter().enumerate() {
+        let store = store_of(entry.source_ref.as_ref())?;
+        wanted.push((Entry::Data(index), store, remote(&entry.remote_ref)));
+    }
+    let mut per_store: Vec<(Reader, Vec<(Entry, RemoteRef)>)> = Vec::new();
+    let mut stores: Vec<SecretStoreRef> = Vec::new();
+    for (entry, store, request) in wanted {
+        match stores.iter().position(|s| *s == store) {
+            Some(i) => per_store[i].1.push((entry, request)),
+            None => {
+                let (reader, _) = resolver.provider(&store).await?;
+                stores.push(store);
+                per_store.push((reader, vec![(entry, request)]));
+            }
+        }
+    }
+    let reads = per_store.iter().map(|(reader, entries)| async move {
+        let requests: Vec<RemoteRef> = entries.iter().map(|(_, r)| r.clone()).collect();
+        let asked = now();
+        let answers = reader.get_many(&requests, lane).await;
+        entries
+            .iter()
+            .zip(answers)
+            .map(|((entry, _), answer)| (*entry, (asked.clone(), answer)))
+            .collect::<Vec<_>>()
+    });
+    let answers = futures::future::join_all(reads).await;
+    Ok(Reads(answers.into_iter().flatten().collect()))
 }
 
 /// Says what to do about a secret that does not exist, under `deletionPolicy: Retain`.

@@ -24,7 +24,7 @@ use serde_json::json;
 use self::status::Outcome;
 use super::audited;
 use super::connect::Audit;
-use super::context::Context;
+use super::context::{Context, lanes};
 use crate::api::conditions::external_secret as reason;
 use crate::api::external_secret::{
     CreationPolicy, DeletionPolicy, ExternalSecret, FINALIZER, LABEL_MANAGED, LABEL_MANAGED_VALUE,
@@ -32,6 +32,7 @@ use crate::api::external_secret::{
 use crate::api::meta::StoreKind;
 use crate::api::secret_store::{ClusterSecretStore, SecretStore};
 use crate::audit::Verb;
+use crate::fetch::Lane;
 use crate::materialize;
 use crate::materialize::hash;
 
@@ -57,6 +58,9 @@ pub async fn run(ctx: Arc<Context>) {
     let (readiness, metrics) = (ctx.readiness.clone(), ctx.metrics.clone());
     let changes = watcher(es_api, watcher::Config::default())
         .default_backoff()
+        // The cache keeps every ExternalSecret: without managedFields, which lockstep never
+        // reads and which can be larger than the rest of the object.
+        .modify(|es| es.managed_fields_mut().clear())
         .reflect(writer)
         .inspect(move |event| match event {
             // Ready once the first list is in the cache (`/readyz`).
@@ -82,20 +86,35 @@ pub async fn run(ctx: Arc<Context>) {
     )
     .default_backoff()
     .touched_objects();
+    // The stores are cached as they are watched: a reconcile reads its store from here, and a
+    // store's change reaches its ExternalSecrets only after the cache has it.
+    let (store_reader, store_writer) = kube::runtime::reflector::store();
     let stores = watcher(ctx.scoped_api::<SecretStore>(), watcher::Config::default())
         .default_backoff()
+        .modify(|s| s.managed_fields_mut().clear())
+        .reflect(store_writer)
         .touched_objects();
     // Scoped to one namespace, lockstep leaves cluster stores (and their users) alone.
-    let cluster_stores = match ctx.settings.namespace {
-        Some(_) => futures::stream::pending().boxed(),
-        None => watcher(
-            Api::<ClusterSecretStore>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .touched_objects()
-        .boxed(),
+    let (cluster_stores, cluster_reader) = match ctx.settings.namespace {
+        Some(_) => (futures::stream::pending().boxed(), None),
+        None => {
+            let (reader, writer) = kube::runtime::reflector::store();
+            let stream = watcher(
+                Api::<ClusterSecretStore>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .modify(|s| s.managed_fields_mut().clear())
+            .reflect(writer)
+            .touched_objects()
+            .boxed();
+            (stream, Some(reader))
+        }
     };
+    let _ = ctx.stores.set(super::stores::Cache {
+        secret_stores: store_reader,
+        cluster_stores: cluster_reader,
+    });
 
     let (r1, r2, r3) = (reader.clone(), reader.clone(), reader.clone());
     Controller::for_stream(changes, reader)
@@ -165,20 +184,64 @@ fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Acti
 async fn reconcile_measured(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let (namespace, name) = (es.namespace().unwrap_or_default(), es.name_any());
-    let result = reconcile(es, ctx.clone()).await;
+    let es = ctx.with_written_status(es);
+    // The wait for a lane comes before the reconcile's own future exists (it is large: every
+    // local of every step), so thousands of ExternalSecrets waiting in a wave or a cold start
+    // cost a few hundred bytes each instead.
+    let Some(turns) = enter_lane(&ctx, &es).await else {
+        return Ok(Action::requeue(lanes::BUSY_RETRY));
+    };
+    let result = Box::pin(reconcile(es, ctx.clone(), turns)).await;
     ctx.metrics
         .reconciled(&namespace, &name, started.elapsed(), result.is_err());
     result
 }
 
+/// The turns a sync holds in the two lanes (see `lanes`).
+struct Turns {
+    refresh: Option<tokio::sync::OwnedSemaphorePermit>,
+    _first: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Waits for a turn in the lane of a due sync: a periodic refresh waits for a turn in the
+/// refresh lane before its requests to the API server, so a refresh wave never queues many
+/// requests ahead of a new ExternalSecret's; a first sync waits in the first lane. `None`: the
+/// refresh lane is full and the controller is bounded (`--concurrent`), try again later.
+async fn enter_lane(ctx: &Context, es: &ExternalSecret) -> Option<Turns> {
+    let version = hash::synced_resource_version(
+        es.metadata.generation,
+        es.metadata.labels.as_ref(),
+        es.metadata.annotations.as_ref(),
+    );
+    if !refresh::should_refresh(es, &version, Timestamp::now()) {
+        return Some(Turns {
+            refresh: None,
+            _first: None,
+        });
+    }
+    Some(match refresh::lane(es, &version) {
+        Lane::Refresh => Turns {
+            refresh: Some(ctx.refresh_turn().await?),
+            _first: None,
+        },
+        Lane::First => Turns {
+            refresh: None,
+            _first: ctx.first_turn().await,
+        },
+    })
+}
+
 #[tracing::instrument(skip_all, fields(namespace = %es.namespace().unwrap_or_default(), name = %es.name_any()))]
-async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    es: Arc<ExternalSecret>,
+    ctx: Arc<Context>,
+    mut turns: Turns,
+) -> Result<Action, Error> {
     let started = Timestamp::now();
     let namespace = es.namespace().unwrap_or_default();
     let name = es.name_any();
     let key = ObjectRef::from_obj(es.as_ref()).to_string();
     let es_api: Api<ExternalSecret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let es = ctx.with_written_status(es);
 
     // ESO's finalizer blocks deletion once ESO is gone; lockstep relies on garbage collection.
     if es.finalizers().iter().any(|f| f == FINALIZER) {
@@ -219,19 +282,21 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
         .await;
     }
 
+    let version = hash::synced_resource_version(
+        es.metadata.generation,
+        es.metadata.labels.as_ref(),
+        es.metadata.annotations.as_ref(),
+    );
+    let due = refresh::should_refresh(&es, &version, started);
+    let lane = refresh::lane(&es, &version);
+
     let secret_name = es.spec.target_name(&name).to_owned();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = secrets
         .get_opt(&secret_name)
         .await
         .map_err(kube_err(format!("reading Secret {secret_name}")))?;
-    let version = hash::synced_resource_version(
-        es.metadata.generation,
-        es.metadata.labels.as_ref(),
-        es.metadata.annotations.as_ref(),
-    );
 
-    let due = refresh::should_refresh(&es, &version, started);
     let intact = target::is_intact(existing.as_ref(), &es);
     if !due && intact {
         return Ok(requeue_at_refresh(&es, started));
@@ -243,7 +308,18 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
         trigger: audited::trigger_of(&ctx.settings.audit, &es, &version, intact, due),
     };
 
-    let fetched = match fetch::fetch(&ctx.client, &ctx.clients, &es, audit).await {
+    // A Secret edited or deleted by hand is restored in the first lane: someone is waiting.
+    let lane = if due { lane } else { Lane::First };
+    // A refresh gives its turn back while the provider is read: the fetch layer has its own
+    // lanes, and more refreshes waiting on one batch means fewer provider calls.
+    let refreshing = turns.refresh.take().is_some();
+    let fetched = fetch::fetch(&ctx, &es, audit, lane).await;
+    let _turn = if refreshing {
+        ctx.refresh_turn_after_fetch().await
+    } else {
+        None
+    };
+    let fetched = match fetched {
         Ok(f) => f,
         Err(fetch::FetchError::StoreNotValidatedYet) => {
             tracing::debug!("waiting for the store to be validated");
@@ -478,7 +554,7 @@ async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action,
     };
     write_status(&ctx, &es, &outcome, started, &version).await?;
     ctx.succeeded(&key);
-    Ok(match refresh::after_sync(&es) {
+    Ok(match refresh::after_sync(&es, started) {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })
@@ -493,7 +569,7 @@ async fn handled_elsewhere(ctx: &Context, es: &ExternalSecret) -> Option<String>
         {
             return Some("a ClusterSecretStore, while lockstep is scoped to one namespace".into());
         }
-        if let Ok(store) = super::stores::get(&ctx.client, &r, &namespace).await
+        if let Ok(store) = super::stores::get(&ctx.client, ctx.stores.get(), &r, &namespace).await
             && !store.is_handled_by(&ctx.settings.controller_class)
         {
             return Some(format!(

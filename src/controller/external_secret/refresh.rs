@@ -1,9 +1,25 @@
-//! When an ExternalSecret must be fetched again (ESO's `shouldRefresh`), and when to look next.
+//! When an ExternalSecret must be fetched again (ESO's `shouldRefresh`), when to look next, and
+//! in which lane it waits.
+//!
+//! Periodic refreshes are jittered: a refresh is due at the first instant of its [slot](SLOTS)
+//! on a grid of period `spread` (a tenth of the interval, at most [`MAX_SPREAD`]) once the
+//! interval has passed, so it comes less than `spread` late. A fleet created together (or on the
+//! default `1h`) is spread over the slots instead of coming due at once forever after. The slot
+//! is deterministic and chosen by the first secret the ExternalSecret reads: ExternalSecrets that
+//! read the same secret come due at the same instants, so their reads are coalesced into one
+//! call, and each slot's reads are batched.
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
 
 use crate::api::external_secret::{ExternalSecret, RefreshPolicy};
+use crate::fetch::Lane;
+
+/// The most a refresh is delayed by jitter.
+pub const MAX_SPREAD: Duration = Duration::from_secs(5 * 60);
+/// How many distinct delays there are.
+pub const SLOTS: u64 = 8;
 
 /// Whether the ExternalSecret's data must be fetched now, given the `syncedResourceVersion` its
 /// current generation, labels and annotations would have.
@@ -22,17 +38,15 @@ pub fn should_refresh(es: &ExternalSecret, current_version: &str, now: Timestamp
         RefreshPolicy::CreatedOnce => false,
         RefreshPolicy::OnChange => spec_changed,
         RefreshPolicy::Periodic => {
-            let Some(interval) = interval(es) else {
+            if interval(es).is_none() {
                 // `0` means fetch once: even a spec change does not fetch again (as ESO).
                 return false;
-            };
+            }
             if spec_changed {
                 return true;
             }
             match refresh_time {
-                Some(last) if last <= now => {
-                    last.checked_add(interval).map_or(true, |due| due <= now)
-                }
+                Some(last) if last <= now => due_at(es, last).is_none_or(|due| due <= now),
                 // A refresh time in the future (clock skew, restored backup) is not trusted.
                 _ => true,
             }
@@ -51,12 +65,78 @@ pub fn interval(es: &ExternalSecret) -> Option<SignedDuration> {
     SignedDuration::try_from(d).ok()
 }
 
-/// How long after a sync that just happened the next periodic refresh is due.
-pub fn after_sync(es: &ExternalSecret) -> Option<Duration> {
+/// The lane of a fetch: `First` for an ExternalSecret never synced, or whose spec, labels or
+/// annotations changed since (someone is waiting for it); `Refresh` when only time passed.
+pub fn lane(es: &ExternalSecret, current_version: &str) -> Lane {
+    let status = es.status.as_ref();
+    let synced_version = status
+        .and_then(|s| s.synced_resource_version.as_deref())
+        .unwrap_or_default();
+    let never_synced =
+        synced_version.is_empty() || status.and_then(|s| s.refresh_time.as_ref()).is_none();
+    if never_synced || synced_version != current_version {
+        Lane::First
+    } else {
+        Lane::Refresh
+    }
+}
+
+/// When a periodic refresh is due after a sync at `last` (see the module comment); `None`
+/// without an interval.
+pub fn due_at(es: &ExternalSecret, last: Timestamp) -> Option<Timestamp> {
+    let interval = interval(es)?;
+    let earliest = last.checked_add(interval).ok()?;
+    let spread = (interval.as_nanos() / 10).min(MAX_SPREAD.as_nanos() as i128);
+    if spread <= 0 {
+        return Some(earliest);
+    }
+    let slot = i128::from(fnv1a(jitter_key(es).as_bytes()) % SLOTS);
+    let offset = spread * slot / i128::from(SLOTS);
+    // The first instant k * spread + offset at or after `earliest`.
+    let e = earliest.as_nanosecond() - offset;
+    let k = e.div_euclid(spread) + i128::from(e.rem_euclid(spread) != 0);
+    Timestamp::from_nanosecond(k * spread + offset).ok()
+}
+
+/// The first secret the ExternalSecret reads (store and key), or its uid when it reads none
+/// by key.
+fn jitter_key(es: &ExternalSecret) -> String {
+    let store = es
+        .spec
+        .secret_store_ref
+        .as_ref()
+        .and_then(|s| s.name.clone())
+        .unwrap_or_default();
+    let first = es
+        .spec
+        .data
+        .first()
+        .map(|d| d.remote_ref.key.clone())
+        .or_else(|| {
+            es.spec
+                .data_from
+                .iter()
+                .find_map(|d| d.extract.as_ref().map(|e| e.key.clone()))
+        });
+    match first {
+        Some(key) => format!("{}/{store}/{key}", es.namespace().unwrap_or_default()),
+        None => es.uid().unwrap_or_else(|| es.name_any()),
+    }
+}
+
+/// FNV-1a: a stable hash (the same on every run and build), unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// How long after a sync that just happened (at `now`) the next periodic refresh is due.
+pub fn after_sync(es: &ExternalSecret, now: Timestamp) -> Option<Duration> {
     if es.spec.refresh_policy_or_default() != RefreshPolicy::Periodic {
         return None;
     }
-    Duration::try_from(interval(es)?).ok()
+    Duration::try_from(due_at(es, now)?.duration_since(now)).ok()
 }
 
 /// How long until the next periodic refresh is due, if there is one.
@@ -64,14 +144,13 @@ pub fn next_refresh_in(es: &ExternalSecret, now: Timestamp) -> Option<Duration> 
     if es.spec.refresh_policy_or_default() != RefreshPolicy::Periodic {
         return None;
     }
-    let interval = interval(es)?;
     let last = es
         .status
         .as_ref()
         .and_then(|s| s.refresh_time.as_ref())
         .map(|t| t.0)
         .unwrap_or(now);
-    let due = last.checked_add(interval).unwrap_or(last);
+    let due = due_at(es, last)?;
     Some(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
@@ -126,9 +205,16 @@ mod tests {
             should_refresh(&synced, "1-b", now),
             "labels or annotations changed (force-sync)"
         );
+        let due = due_at(&synced, now - SignedDuration::from_mins(10)).unwrap();
+        let late = due.duration_since(now + SignedDuration::from_mins(50));
+        assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_mins(5));
         assert!(
-            should_refresh(&synced, "1-a", now + SignedDuration::from_mins(51)),
-            "interval elapsed"
+            !should_refresh(&synced, "1-a", due - SignedDuration::from_nanos(1)),
+            "interval and jitter not elapsed yet"
+        );
+        assert!(
+            should_refresh(&synced, "1-a", due),
+            "interval and jitter elapsed"
         );
         let future = es(
             None,
@@ -182,8 +268,74 @@ mod tests {
         );
         let next = next_refresh_in(&synced, now).unwrap();
         assert!(
-            next <= Duration::from_secs(15 * 60) && next > Duration::from_secs(14 * 60),
+            next >= Duration::from_secs(15 * 60) && next < Duration::from_secs(20 * 60),
             "{next:?}"
         );
+        let after = after_sync(&synced, now).unwrap();
+        assert!(
+            after >= Duration::from_secs(3600) && after < Duration::from_secs(3900),
+            "{after:?}"
+        );
+    }
+
+    fn reading(name: &str, key: &str, interval: &str) -> ExternalSecret {
+        let mut es = es(None, interval, None);
+        es.metadata.name = Some(name.into());
+        es.metadata.namespace = Some("team".into());
+        es.spec.data = vec![crate::api::external_secret::ExternalSecretData {
+            secret_key: "k".into(),
+            remote_ref: crate::api::external_secret::RemoteRef {
+                key: key.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }];
+        es
+    }
+
+    #[test]
+    fn jitter_is_deterministic_bounded_and_aligns_readers_of_a_secret() {
+        let hour = SignedDuration::from_hours(1);
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let a = reading("a", "db", "1h");
+        let b = reading("b", "db", "1h");
+        assert_eq!(due_at(&a, t0), due_at(&a.clone(), t0), "deterministic");
+        // Synced a minute apart (within one spread), two readers of one secret come due at the
+        // same instant.
+        let due = due_at(&a, t0).unwrap();
+        let synced = due - hour - SignedDuration::from_mins(3);
+        assert_eq!(due_at(&a, synced), Some(due));
+        assert_eq!(due_at(&b, synced + SignedDuration::from_mins(1)), Some(due));
+        // Every refresh is late by less than the spread (5 minutes for 1h), and secrets spread
+        // over every slot.
+        let offsets: std::collections::BTreeSet<i64> = (0..200)
+            .map(|i| {
+                let due = due_at(&reading("x", &format!("secret-{i}"), "1h"), t0).unwrap();
+                let late = due.duration_since(t0 + hour);
+                assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_mins(5));
+                due.as_second() % 300
+            })
+            .collect();
+        assert_eq!(offsets.len() as u64, SLOTS, "{offsets:?}");
+        // A tenth of the interval when that is less than the cap.
+        for i in 0..50 {
+            let due = due_at(&reading("x", &format!("s{i}"), "60s"), t0).unwrap();
+            let late = due.duration_since(t0 + SignedDuration::from_secs(60));
+            assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_secs(6));
+        }
+        assert_eq!(due_at(&reading("x", "db", "0"), t0), None);
+    }
+
+    #[test]
+    fn lanes() {
+        let now = Timestamp::now();
+        assert_eq!(
+            lane(&es(None, "1h", None), "1-a"),
+            Lane::First,
+            "never synced"
+        );
+        let synced = es(None, "1h", Some(("1-a", now)));
+        assert_eq!(lane(&synced, "1-a"), Lane::Refresh);
+        assert_eq!(lane(&synced, "2-a"), Lane::First, "spec changed");
     }
 }
