@@ -34,7 +34,9 @@ async fn metrics_and_health_of_a_running_lockstep() {
         &es_api,
         common::external_secret(
             "broken",
-            json!({"data": common::data(&[("password", json!({"key": common::unique("telemetry/absent")}))])}),
+            // A staging label other than AWSCURRENT is read alone (GetSecretValue), never inside a
+            // batch, so the failed call is counted as a failed call whatever else is read with it.
+            json!({"data": common::data(&[("password", json!({"key": common::unique("telemetry/absent"), "version": "AWSPREVIOUS"}))])}),
         ),
     )
     .await;
@@ -117,10 +119,18 @@ async fn metrics_and_health_of_a_running_lockstep() {
         reads.is_match(&text),
         "a successful read is counted:\n{text}"
     );
-    assert!(text.contains(
-        r#"externalsecret_provider_api_calls_count{provider="AWS/SecretsManager",call="GetSecretValue",status="error"}"#
-    ) || text.contains(r#"call="BatchGetSecretValue",status="error""#)
-        || text.contains(r#"outcome="not_found""#), "the failed read is counted:\n{text}");
+    assert!(
+        text.contains(
+            r#"externalsecret_provider_api_calls_count{provider="AWS/SecretsManager",call="GetSecretValue",status="error"}"#
+        ),
+        "the failed read is counted:\n{text}"
+    );
+    assert!(
+        text.contains(
+            r#"lockstep_provider_calls_total{provider="AWS/SecretsManager",operation="GetSecretValue",outcome="not_found"}"#
+        ),
+        "the failed read is counted by outcome:\n{text}"
+    );
     assert_eq!(
         sample(
             &text,
@@ -152,6 +162,11 @@ async fn metrics_and_health_of_a_running_lockstep() {
     ));
     assert!(text.contains("lockstep_provider_calls_total{provider=\"AWS/SecretsManager\""));
     assert_eq!(sample(&text, "lockstep_leader"), Some(1.0));
+    // The first sync took its turn in the first-sync lane; nothing waits once it is done.
+    assert_eq!(
+        sample(&text, "lockstep_workqueue_depth{lane=\"first-sync\"}"),
+        Some(0.0)
+    );
     // No label and no sample carries the value.
     assert!(!text.contains(&value), "a secret value in /metrics");
 

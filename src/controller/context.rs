@@ -188,7 +188,7 @@ impl Context {
     pub async fn refresh_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let lane = self.refresh_lane.clone();
         if self.settings.concurrency == 0 {
-            lane.acquire_owned().await.ok()
+            lanes::wait_turn(lane, &self.metrics.workqueue_depth(lanes::REFRESH)).await
         } else {
             lane.try_acquire_owned().ok()
         }
@@ -198,13 +198,15 @@ impl Context {
     /// and values in memory at once (a cold start of thousands would otherwise hold them all),
     /// in the order they came.
     pub async fn first_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.first_lane.clone().acquire_owned().await.ok()
+        let depth = self.metrics.workqueue_depth(lanes::FIRST_SYNC);
+        lanes::wait_turn(self.first_lane.clone(), &depth).await
     }
 
     /// The turn a refresh takes again for its writes, once it has read the provider: always
     /// waited for, since giving up now would waste the values read.
     pub async fn refresh_turn_after_fetch(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.refresh_lane.clone().acquire_owned().await.ok()
+        let depth = self.metrics.workqueue_depth(lanes::REFRESH);
+        lanes::wait_turn(self.refresh_lane.clone(), &depth).await
     }
 
     /// Forgets the failures of `key` after a success.
@@ -223,7 +225,30 @@ impl Context {
 /// synced, or spec changed) do not wait for it. The fetch layer keeps the same two lanes for
 /// provider calls (`crate::fetch::Lane`).
 pub mod lanes {
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use prometheus_client::metrics::gauge::Gauge;
+    use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+    /// The lanes' names in `lockstep_workqueue_depth{lane}`.
+    pub const FIRST_SYNC: &str = "first-sync";
+    pub const REFRESH: &str = "refresh";
+
+    /// Waits for a turn in `lane`, counted in `depth` while waiting: lockstep's work-queue depth
+    /// (kube-runtime's own scheduler queue is not visible from outside it).
+    pub async fn wait_turn(lane: Arc<Semaphore>, depth: &Gauge) -> Option<OwnedSemaphorePermit> {
+        /// Counts down again however the wait ends, a cancelled reconcile included.
+        struct Waiting<'a>(&'a Gauge);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        depth.inc();
+        let _waiting = Waiting(depth);
+        lane.acquire_owned().await.ok()
+    }
 
     /// First syncs running at once. Far more than the API budget lets finish in a second, so
     /// it never slows a cold start; it only bounds the memory a cold start of thousands takes.
@@ -253,6 +278,31 @@ pub mod lanes {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[tokio::test]
+        async fn waiting_reconciles_are_counted_until_they_get_their_turn() {
+            let lane = Arc::new(Semaphore::new(1));
+            let depth = Gauge::default();
+            let held = wait_turn(lane.clone(), &depth).await.unwrap();
+            assert_eq!(depth.get(), 0, "a free lane is no wait");
+            let waiter = tokio::spawn({
+                let (lane, depth) = (lane.clone(), depth.clone());
+                async move { wait_turn(lane, &depth).await.is_some() }
+            });
+            let cancelled = tokio::spawn({
+                let (lane, depth) = (lane.clone(), depth.clone());
+                async move { wait_turn(lane, &depth).await.is_some() }
+            });
+            while depth.get() < 2 {
+                tokio::task::yield_now().await;
+            }
+            cancelled.abort();
+            let _ = cancelled.await;
+            assert_eq!(depth.get(), 1, "a cancelled wait counts down");
+            drop(held);
+            assert!(waiter.await.unwrap());
+            assert_eq!(depth.get(), 0);
+        }
 
         #[test]
         fn widths() {

@@ -81,6 +81,11 @@ struct Kind {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Lane {
+    lane: String,
+}
+
 /// Every metric lockstep exports. Cheap to clone: the handles share their values.
 #[derive(Clone)]
 pub struct Metrics {
@@ -95,6 +100,7 @@ pub struct Metrics {
     provider_calls: Family<ProviderCall, Counter>,
     aws_cost: Family<Store, Counter<f64, AtomicU64>>,
     budget_rate: Family<Store, Gauge<f64, AtomicU64>>,
+    workqueue_depth: Family<Lane, Gauge>,
     credential_exchanges: Family<Outcome, Counter>,
     reconcile_seconds: Family<Kind, Histogram>,
     managed_secrets: Gauge,
@@ -185,6 +191,12 @@ impl Metrics {
             "Provider calls per second a store may make now: halved when the provider throttles, raised by one after each call that is not throttled",
             budget_rate.clone(),
         );
+        let workqueue_depth = Family::<Lane, Gauge>::default();
+        registry.register(
+            "lockstep_workqueue_depth",
+            "ExternalSecret reconciles that are due and wait for a turn in their lane (first-sync or refresh)",
+            workqueue_depth.clone(),
+        );
         let credential_exchanges = Family::<Outcome, Counter>::default();
         registry.register(
             "lockstep_credential_exchanges",
@@ -231,6 +243,7 @@ impl Metrics {
             provider_calls,
             aws_cost,
             budget_rate,
+            workqueue_depth,
             credential_exchanges,
             reconcile_seconds,
             managed_secrets,
@@ -238,6 +251,13 @@ impl Metrics {
             leader,
             audit_dropped,
         }
+    }
+
+    /// The gauge of reconciles waiting for a turn in `lane`.
+    pub fn workqueue_depth(&self, lane: &str) -> Gauge {
+        self.workqueue_depth
+            .get_or_create(&Lane { lane: lane.into() })
+            .clone()
     }
 
     /// The counter the audit log increments for each record it could not keep.

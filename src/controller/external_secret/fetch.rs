@@ -387,7 +387,6 @@ fn key_handling(
     }
 }
 
-
 /// An entry that reads one explicit key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Entry {
