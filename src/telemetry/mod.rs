@@ -70,6 +70,12 @@ struct Store {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreClass {
+    store: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     outcome: String,
 }
@@ -93,6 +99,7 @@ pub struct Metrics {
     provider_calls: Family<ProviderCall, Counter>,
     aws_cost: Family<Store, Counter<f64, AtomicU64>>,
     budget_rate: Family<Store, Gauge<f64, AtomicU64>>,
+    read_errors: Family<StoreClass, Counter>,
     credential_exchanges: Family<Outcome, Counter>,
     reconcile_seconds: Family<Kind, Histogram>,
     managed_secrets: Gauge,
@@ -183,6 +190,12 @@ impl Metrics {
             "Provider calls per second a store may make now: halved when the provider throttles, raised by one after each call that is not throttled",
             budget_rate.clone(),
         );
+        let read_errors = Family::<StoreClass, Counter>::default();
+        registry.register(
+            "lockstep_provider_read_errors",
+            "Reads of one secret that failed, per store and error class, whether the call failed or one secret inside a batch did",
+            read_errors.clone(),
+        );
         let credential_exchanges = Family::<Outcome, Counter>::default();
         registry.register(
             "lockstep_credential_exchanges",
@@ -229,6 +242,7 @@ impl Metrics {
             provider_calls,
             aws_cost,
             budget_rate,
+            read_errors,
             credential_exchanges,
             reconcile_seconds,
             managed_secrets,
@@ -369,6 +383,16 @@ impl Metrics {
                 store: store.into(),
             })
             .set(rate);
+    }
+
+    /// A read of one secret failed with an error of `class`.
+    pub fn read_failed(&self, store: &str, class: &str) {
+        self.read_errors
+            .get_or_create(&StoreClass {
+                store: store.into(),
+                class: class.into(),
+            })
+            .inc();
     }
 
     /// One credential exchange for a store identity.
