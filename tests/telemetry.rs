@@ -131,6 +131,12 @@ async fn metrics_and_health_of_a_running_lockstep() {
         ),
         "the failed read is counted by outcome:\n{text}"
     );
+    assert!(
+        text.contains(&format!(
+            r#"lockstep_provider_read_errors_total{{store="{store}",class="not_found"}}"#
+        )),
+        "the failed read is counted per store:\n{text}"
+    );
     assert_eq!(
         sample(
             &text,

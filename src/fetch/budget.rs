@@ -121,6 +121,11 @@ impl Budget {
         }
     }
 
+    /// Counts a read that failed (metrics only: the budget reacts to throttling alone).
+    pub fn read_failed(&self, class: ErrorClass) {
+        self.metrics.read_failed(&self.store, class.as_str());
+    }
+
     fn refusal(&self) -> ProviderError {
         let rate = self.rate();
         ProviderError::new(

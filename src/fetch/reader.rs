@@ -116,6 +116,9 @@ impl Reader {
     ) -> Result<BTreeMap<String, SecretValue>, ProviderError> {
         self.inner.budget.acquire(lane).await?;
         let found = self.inner.provider.find(query).await;
+        if let Err(e) = &found {
+            self.inner.budget.read_failed(e.class);
+        }
         self.inner
             .note(found.as_ref().err().map(|e| (e.class, e.retry_after)));
         found
@@ -183,6 +186,9 @@ impl Inner {
             Err(refused) => batch.order.iter().map(|_| Err(refused.clone())).collect(),
         };
         for (remote, answer) in batch.order.iter().zip(answers) {
+            if let Err(e) = &answer {
+                self.budget.read_failed(e.class);
+            }
             let Some(waiters) = batch.waiters.remove(remote) else {
                 continue;
             };

@@ -72,6 +72,12 @@ struct Store {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreClass {
+    store: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     outcome: String,
 }
@@ -101,6 +107,7 @@ pub struct Metrics {
     aws_cost: Family<Store, Counter<f64, AtomicU64>>,
     budget_rate: Family<Store, Gauge<f64, AtomicU64>>,
     workqueue_depth: Family<Lane, Gauge>,
+    read_errors: Family<StoreClass, Counter>,
     credential_exchanges: Family<Outcome, Counter>,
     reconcile_seconds: Family<Kind, Histogram>,
     managed_secrets: Gauge,
@@ -197,6 +204,12 @@ impl Metrics {
             "ExternalSecret reconciles that are due and wait for a turn in their lane (first-sync or refresh)",
             workqueue_depth.clone(),
         );
+        let read_errors = Family::<StoreClass, Counter>::default();
+        registry.register(
+            "lockstep_provider_read_errors",
+            "Reads of one secret that failed, per store and error class, whether the call failed or one secret inside a batch did",
+            read_errors.clone(),
+        );
         let credential_exchanges = Family::<Outcome, Counter>::default();
         registry.register(
             "lockstep_credential_exchanges",
@@ -244,6 +257,7 @@ impl Metrics {
             aws_cost,
             budget_rate,
             workqueue_depth,
+            read_errors,
             credential_exchanges,
             reconcile_seconds,
             managed_secrets,
@@ -391,6 +405,16 @@ impl Metrics {
                 store: store.into(),
             })
             .set(rate);
+    }
+
+    /// A read of one secret failed with an error of `class`.
+    pub fn read_failed(&self, store: &str, class: &str) {
+        self.read_errors
+            .get_or_create(&StoreClass {
+                store: store.into(),
+                class: class.into(),
+            })
+            .inc();
     }
 
     /// One credential exchange for a store identity.
