@@ -61,6 +61,56 @@ pub struct Context {
     /// The status lockstep last wrote per ExternalSecret uid. The watch cache can lag behind a
     /// status write, and a reconcile that saw the old status would fetch from the provider again.
     written: Mutex<HashMap<String, ExternalSecretStatus>>,
+    /// The resourceVersion each Secret had after lockstep's last write to it, by
+    /// `namespace/name`. The watch brings every write back; reconciling for lockstep's own write
+    /// would only read the Secret again to find it intact (one API request per sync).
+    own_writes: OwnWrites,
+}
+
+/// The resourceVersion of each Secret after lockstep's last write to it, by `namespace/name`.
+#[derive(Debug, Default)]
+pub struct OwnWrites(Mutex<HashMap<String, String>>);
+
+impl OwnWrites {
+    /// Records a write (`Some(resourceVersion)`), or forgets the Secret (`None`: deleted).
+    pub fn record(&self, namespace: &str, name: &str, resource_version: Option<String>) {
+        let mut own = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let key = format!("{namespace}/{name}");
+        match resource_version {
+            Some(rv) => own.insert(key, rv),
+            None => own.remove(&key),
+        };
+    }
+
+    /// Whether this state of the Secret is the one lockstep's last write left.
+    pub fn is_own(&self, namespace: &str, name: &str, resource_version: Option<&str>) -> bool {
+        let own = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        resource_version.is_some_and(|rv| {
+            own.get(&format!("{namespace}/{name}"))
+                .is_some_and(|ours| ours == rv)
+        })
+    }
+}
+
+#[cfg(test)]
+mod own_writes_tests {
+    use super::OwnWrites;
+
+    #[test]
+    fn only_the_state_lockstep_left_is_its_own() {
+        let own = OwnWrites::default();
+        assert!(!own.is_own("ns", "app", Some("7")), "nothing written yet");
+        own.record("ns", "app", Some("7".into()));
+        assert!(own.is_own("ns", "app", Some("7")));
+        assert!(!own.is_own("ns", "app", Some("8")), "someone else's edit");
+        assert!(!own.is_own("ns", "app", None));
+        assert!(!own.is_own("other", "app", Some("7")));
+        own.record("ns", "app", None);
+        assert!(
+            !own.is_own("ns", "app", Some("7")),
+            "forgotten after a delete"
+        );
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -93,6 +143,7 @@ impl Context {
             readiness,
             failures: Mutex::default(),
             written: Mutex::default(),
+            own_writes: OwnWrites::default(),
         }
     }
 
@@ -171,6 +222,22 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(uid.to_owned(), status.clone());
+    }
+
+    /// Records the resourceVersion a write of lockstep's left Secret `namespace/name` at.
+    pub fn secret_written(&self, namespace: &str, name: &str, resource_version: Option<String>) {
+        self.own_writes.record(namespace, name, resource_version);
+    }
+
+    /// Whether this state of a Secret is the one lockstep's own last write left: nobody else
+    /// has touched it since, so there is nothing to restore.
+    pub fn is_own_write(
+        &self,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> bool {
+        self.own_writes.is_own(namespace, name, resource_version)
     }
 
     /// Forgets what was recorded for a deleted ExternalSecret.

@@ -9,7 +9,7 @@ mod templates;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -85,7 +85,18 @@ pub async fn run(ctx: Arc<Context>) {
         watcher::Config::default().labels(&format!("{LABEL_MANAGED}={LABEL_MANAGED_VALUE}")),
     )
     .default_backoff()
-    .touched_objects();
+    .touched_objects()
+    .try_filter({
+        let ctx = ctx.clone();
+        move |s| {
+            let own = ctx.is_own_write(
+                &s.namespace().unwrap_or_default(),
+                &s.name_any(),
+                s.resource_version().as_deref(),
+            );
+            std::future::ready(!own)
+        }
+    });
     // The stores are cached as they are watched: a reconcile reads its store from here, and a
     // store's change reaches its ExternalSecrets only after the cache has it.
     let (store_reader, store_writer) = kube::runtime::reflector::store();
@@ -255,6 +266,7 @@ async fn reconcile(
     }
     if es.meta().deletion_timestamp.is_some() {
         ctx.forget(es.metadata.uid.as_deref().unwrap_or_default());
+        ctx.secret_written(&namespace, es.spec.target_name(&name), None);
         return Ok(Action::await_change());
     }
     if let Some(other) = handled_elsewhere(&ctx, &es).await {
@@ -361,6 +373,7 @@ async fn reconcile(
                     let deleted = secrets
                         .delete(&secret.name_any(), &DeleteParams::default())
                         .await;
+                    ctx.secret_written(&namespace, &secret_name, None);
                     let removed = audited::keys_removed(Some(secret), &Default::default());
                     let error = deleted.as_ref().err().map(|e| e.to_string());
                     let (ns, data) = (namespace.as_str(), &fetched.data);
@@ -512,7 +525,10 @@ async fn reconcile(
             audited::secret_written(audit, record);
         }
         let written = match applied {
-            Ok(w) => w,
+            Ok(w) => {
+                ctx.secret_written(&namespace, &secret_name, w.resource_version());
+                w
+            }
             Err(e) => {
                 let detail = format!("writing Secret {secret_name}: {e}");
                 return report_failure(
