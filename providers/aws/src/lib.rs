@@ -60,6 +60,18 @@ impl SecretsManager {
     }
 }
 
+/// A store's validation for both AWS services: GetCallerIdentity needs no permission, so it
+/// proves the credentials without assuming what the identity may read (ESO only resolves them).
+pub(crate) async fn validate_credentials(
+    sts: &aws_sdk_sts::Client,
+) -> Result<Validation, ProviderError> {
+    sts.get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| call_error(Call::GetCallerIdentity, "the store's credentials", e))?;
+    Ok(Validation::Ready)
+}
+
 #[async_trait::async_trait]
 impl SecretProvider for SecretsManager {
     /// The value at `remote.version`, or with `fetch_metadata` the tags as a JSON object.
@@ -125,15 +137,8 @@ impl SecretProvider for SecretsManager {
         Err(ProviderError::invalid("PushSecret is not implemented yet"))
     }
 
-    /// GetCallerIdentity needs no permission, so it proves the credentials without assuming what
-    /// the identity may read.
     async fn validate(&self) -> Result<Validation, ProviderError> {
-        self.sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| call_error(Call::GetCallerIdentity, "the store's credentials", e))?;
-        Ok(Validation::Ready)
+        validate_credentials(&self.sts).await
     }
 
     fn capabilities(&self) -> Capabilities {

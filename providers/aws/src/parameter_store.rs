@@ -246,15 +246,8 @@ impl SecretProvider for ParameterStore {
         Err(ProviderError::invalid("PushSecret is not implemented yet"))
     }
 
-    /// GetCallerIdentity needs no permission, so it proves the credentials without assuming what
-    /// the identity may read (ESO only resolves the credentials).
     async fn validate(&self) -> Result<Validation, ProviderError> {
-        self.sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| call_error(Call::GetCallerIdentity, "the store's credentials", e))?;
-        Ok(Validation::Ready)
+        crate::validate_credentials(&self.sts).await
     }
 
     /// As ESO's Parameter Store provider reports it.
