@@ -2,12 +2,14 @@
 //! environment): N ExternalSecrets over M distinct remote secrets, one `data` entry each, against
 //! moto (`aws`) or the fake provider (`fake`). It starts and stops its own `lockstep run`
 //! (`LOCKSTEP_BIN`, flags from `LOCKSTEP_ARGS`) and measures:
-//! 0. the limit: the time a minimal client takes to create N Secrets on the same control plane;
+//! 0. the limit: the time a minimal client takes to create N Secrets on the same control plane,
+//!    and the control plane's CPU seconds for it;
 //! 1. cold start: from lockstep's start until every ExternalSecret is Ready (the ExternalSecrets
-//!    are created while lockstep is stopped);
-//! 2. lockstep's RSS after the cold start, and its CPU seconds during one refresh interval;
-//! 3. provider calls during one refresh interval, counted at moto's request recorder, against the
-//!    minimum ceil(M/20);
+//!    are created while lockstep is stopped), the control plane's CPU seconds for it, and the API
+//!    requests per ExternalSecret by verb and resource (`apiserver_request_total`);
+//! 2. lockstep's RSS after the cold start and after each wave, and its CPU seconds per cycle;
+//! 3. provider calls per refresh wave, counted at moto's request recorder, against the minimum
+//!    ceil(M/20): the first wave after the cold start, and the second (the steady state);
 //! 4. the apply-to-Secret latency of new ExternalSecrets applied while the refresh wave of all N
 //!    is running (p50, p99).
 //!
@@ -17,13 +19,17 @@
 #[path = "shared/bench.rs"]
 mod bench;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
+use lockstep::api::conditions::{ConditionStatus, ExternalSecretConditionType};
 use lockstep::api::external_secret::ExternalSecret;
 use serde_json::json;
 
@@ -48,6 +54,8 @@ async fn main() -> anyhow::Result<()> {
     let limit_ns = format!("limit-{run}");
     bench::tenant_namespace(&client, &limit_ns).await?;
     let limit_api: Api<Secret> = Api::namespaced(client.clone(), &limit_ns);
+    let control_plane = control_plane_pid();
+    let limit_cpu_before = cpu_seconds(control_plane);
     let started = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
@@ -65,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         .try_collect::<()>()
         .await?;
     let limit = started.elapsed();
+    let limit_cpu = cpu_seconds(control_plane) - limit_cpu_before;
     Api::<Namespace>::all(client.clone())
         .delete(&limit_ns, &Default::default())
         .await?;
@@ -152,6 +161,11 @@ async fn main() -> anyhow::Result<()> {
     };
     recorder("reset-recording");
     recorder("start-recording");
+    // The benchmark observes by a watch, not by LISTs: a LIST of N ExternalSecrets every few
+    // hundred milliseconds would take a good share of the API server's time from lockstep.
+    let synced = watch_synced(ess.clone());
+    let requests_before = api_requests(&client).await?;
+    let cold_cpu_before = cpu_seconds(control_plane);
     let bin = std::env::var("LOCKSTEP_BIN").unwrap_or_else(|_| "target/debug/lockstep".into());
     let extra = std::env::var("LOCKSTEP_ARGS").unwrap_or_default();
     let log = std::fs::File::create(format!(
@@ -173,30 +187,31 @@ async fn main() -> anyhow::Result<()> {
         .stderr(log)
         .spawn()?;
     let pid = lockstep.id();
-    let ready_all = |ess: Api<ExternalSecret>| async move {
-        let list = ess.list(&ListParams::default()).await.ok()?;
-        let ready = list
-            .items
-            .iter()
-            .filter(|es| {
-                es.status
-                    .as_ref()
-                    .is_some_and(|s| s.conditions.iter().any(|c| c.status.to_string() == "True"))
-            })
-            .count();
-        (ready >= n).then_some(list.items)
+    let ready_all = || {
+        let synced = synced.lock().unwrap();
+        (synced.len() >= n).then(|| synced.values().copied().collect::<Vec<_>>())
     };
-    let items = bench::poll(
-        Duration::from_secs(1800),
-        Duration::from_millis(200),
-        || ready_all(ess.clone()),
-    )
+    let refresh_times = bench::poll(Duration::from_secs(1800), Duration::from_millis(20), || {
+        std::future::ready(ready_all())
+    })
     .await;
     let cold = started.elapsed();
+    let cold_cpu = cpu_seconds(pid);
+    let cold_control_plane_cpu = cpu_seconds(control_plane) - cold_cpu_before;
+    let cold_requests = api_requests(&client)
+        .await?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v - requests_before.get(&k).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect::<BTreeMap<_, _>>();
     let started_at = k8s_openapi::jiff::Timestamp::now() - cold;
-    let mut synced_at: Vec<f64> = items
+    let mut synced_at: Vec<f64> = refresh_times
         .iter()
-        .filter_map(|es| es.status.as_ref()?.refresh_time.as_ref().map(|t| t.0))
         .map(|t| t.duration_since(started_at).as_secs_f64())
         .collect();
     synced_at.sort_by(f64::total_cmp);
@@ -210,12 +225,7 @@ async fn main() -> anyhow::Result<()> {
     recorder("reset-recording");
     recorder("start-recording");
     let cpu_before = cpu_seconds(pid);
-    let earliest = items
-        .iter()
-        .filter_map(|es| es.status.as_ref()?.refresh_time.as_ref().map(|t| t.0))
-        .min()
-        .unwrap();
-    drop(items);
+    let earliest = refresh_times.iter().min().copied().unwrap();
     let wave = earliest + k8s_openapi::jiff::SignedDuration::from_secs(refresh as i64);
     let until_wave = wave.duration_since(k8s_openapi::jiff::Timestamp::now());
     let wave_started_in_cold_start = until_wave.is_negative();
@@ -225,34 +235,18 @@ async fn main() -> anyhow::Result<()> {
     let wave_started = Instant::now();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let since = wave - k8s_openapi::jiff::SignedDuration::from_secs(1);
-    let refreshed = |ess: Api<ExternalSecret>| async move {
-        ess.list(&ListParams::default())
-            .await
-            .map(|l| {
-                l.items
-                    .iter()
-                    .filter(|es| {
-                        es.metadata
-                            .name
-                            .as_deref()
-                            .is_some_and(|n| n.starts_with("es-"))
-                    })
-                    .filter(|es| {
-                        es.status
-                            .as_ref()
-                            .and_then(|s| s.refresh_time.as_ref())
-                            .is_some_and(|t| t.0 >= since)
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
+    let refreshed = || {
+        synced
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, t)| name.starts_with("es-") && **t >= since)
+            .count()
     };
     // The slots of the jitter make the wave start a little after that: wait for its first refresh.
-    bench::poll(
-        Duration::from_secs(600),
-        Duration::from_millis(100),
-        || async { (refreshed(ess.clone()).await > 0).then_some(()) },
-    )
+    bench::poll(Duration::from_secs(600), Duration::from_millis(100), || {
+        std::future::ready((refreshed() > 0).then_some(()))
+    })
     .await;
     let mut latencies = Vec::new();
     for j in 0..NEWCOMERS {
@@ -271,17 +265,54 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // How much of the wave was still to do when the last newcomer synced.
-    let pending = n - refreshed(ess.clone()).await;
+    let pending = n - refreshed();
     bench::poll(
         Duration::from_secs(1800),
         Duration::from_millis(500),
-        || async { (refreshed(ess.clone()).await >= n).then_some(()) },
+        || std::future::ready((refreshed() >= n).then_some(())),
     )
     .await;
     let wave_took = wave_started.elapsed();
     let cpu_cycle = cpu_seconds(pid) - cpu_before;
     recorder("stop-recording");
     let cycle_calls = count_calls(&endpoint, &format!("{prefix}/k"));
+    let rss_wave = rss_mib(pid, "VmRSS");
+
+    // 5. The steady state: the second wave, when the refreshes of ExternalSecrets reading one
+    // secret have come due together (the first wave follows the cold start's order). Calls,
+    // CPU and RSS over one whole cycle, from the end of the first wave to the end of the second.
+    recorder("reset-recording");
+    recorder("start-recording");
+    let cpu_before = cpu_seconds(pid);
+    let earliest = {
+        let synced = synced.lock().unwrap();
+        synced
+            .iter()
+            .filter(|(name, t)| name.starts_with("es-") && **t >= since)
+            .map(|(_, t)| *t)
+            .min()
+            .unwrap()
+    };
+    let since = earliest + k8s_openapi::jiff::SignedDuration::from_secs(refresh as i64 - 1);
+    let refreshed_again = || {
+        synced
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, t)| name.starts_with("es-") && **t >= since)
+            .count()
+    };
+    let steady_started = Instant::now();
+    bench::poll(
+        Duration::from_secs(3600),
+        Duration::from_millis(500),
+        || std::future::ready((refreshed_again() >= n).then_some(())),
+    )
+    .await;
+    let steady_took = steady_started.elapsed();
+    let steady_cpu = cpu_seconds(pid) - cpu_before;
+    recorder("stop-recording");
+    let steady_calls = count_calls(&endpoint, &format!("{prefix}/k"));
     let rss_steady = rss_mib(pid, "VmRSS");
     let rss_peak = rss_mib(pid, "VmHWM");
     latencies.sort();
@@ -294,12 +325,11 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     let minimum = m.div_ceil(20);
-    let calls_total: usize = cycle_calls.values().sum();
     println!(
         "## N={n} M={m} provider={provider} refreshInterval={refresh}s lockstep {bin} {extra}"
     );
     println!(
-        "limit (create {n} Secrets, {PARALLEL} in flight): {:.2} s",
+        "limit (create {n} Secrets, {PARALLEL} in flight): {:.2} s, control plane CPU {limit_cpu:.2} s",
         limit.as_secs_f64()
     );
     println!(
@@ -308,22 +338,38 @@ async fn main() -> anyhow::Result<()> {
         cold.as_secs_f64() / limit.as_secs_f64()
     );
     println!(
+        "cold start: lockstep CPU {cold_cpu:.2} s; control plane CPU {cold_control_plane_cpu:.2} s = {:.2} x limit; API server requests per ExternalSecret (all clients, below 0.01 left out): {}",
+        cold_control_plane_cpu / limit_cpu,
+        cold_requests
+            .iter()
+            .filter(|(_, v)| **v / n as f64 >= 0.01)
+            .map(|(k, v)| format!("{k} {:.2}", v / n as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
         "first syncs after lockstep's start (s): first {:.1}, median {:.1}, last {:.1} (refreshTime has 1 s resolution)",
         synced_at[0],
         synced_at[synced_at.len() / 2],
         synced_at[synced_at.len() - 1]
     );
     println!(
-        "RSS after cold start: {rss_after_cold:.1} MiB; after the refresh wave: {rss_steady:.1} MiB; peak {rss_peak:.1} MiB"
+        "RSS after cold start: {rss_after_cold:.1} MiB; after the first wave: {rss_wave:.1} MiB; after the second: {rss_steady:.1} MiB; peak {rss_peak:.1} MiB"
     );
     println!(
-        "one refresh cycle ({refresh}s interval): wave of {n} took {:.1} s{}; CPU {cpu_cycle:.2} s from the end of the cold start to the end of the wave; provider calls {calls_total} {cycle_calls:?} (minimum ceil(M/20) = {minimum})",
+        "first refresh wave ({refresh}s interval): {n} refreshes took {:.1} s{}; CPU {cpu_cycle:.2} s from the end of the cold start to the end of the wave; provider calls {} {cycle_calls:?} (minimum ceil(M/20) = {minimum})",
         wave_took.as_secs_f64(),
         if wave_started_in_cold_start {
             " (it began during the cold start: raise REFRESH_SECONDS)"
         } else {
             ""
-        }
+        },
+        cycle_calls.values().sum::<usize>()
+    );
+    println!(
+        "steady state (the second wave): one cycle of {:.1} s, lockstep CPU {steady_cpu:.2} s per cycle; provider calls per cycle {} {steady_calls:?} (minimum ceil(M/20) = {minimum})",
+        steady_took.as_secs_f64(),
+        steady_calls.values().sum::<usize>()
     );
     println!(
         "new ExternalSecret during the refresh wave ({NEWCOMERS} applied one after another): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {pending} of {n} wave refreshes still pending after the last",
@@ -332,6 +378,70 @@ async fn main() -> anyhow::Result<()> {
         ms(pick(1.0))
     );
     Ok(())
+}
+
+/// The refreshTime of each Ready ExternalSecret by name, kept up to date by a watch.
+fn watch_synced(ess: Api<ExternalSecret>) -> Arc<Mutex<HashMap<String, Timestamp>>> {
+    let synced = Arc::new(Mutex::new(HashMap::new()));
+    let sink = synced.clone();
+    tokio::spawn(
+        watcher(ess, watcher::Config::default())
+            .applied_objects()
+            .for_each(move |es| {
+                if let Ok(es) = es {
+                    let ready = es.status.as_ref().filter(|s| {
+                        s.conditions.iter().any(|c| {
+                            c.type_ == ExternalSecretConditionType::Ready
+                                && c.status == ConditionStatus::True
+                        })
+                    });
+                    let name = es.metadata.name.clone().unwrap_or_default();
+                    let mut synced = sink.lock().unwrap();
+                    match ready.and_then(|s| s.refresh_time.as_ref()) {
+                        Some(t) => synced.insert(name, t.0),
+                        None => synced.remove(&name),
+                    };
+                }
+                std::future::ready(())
+            }),
+    );
+    synced
+}
+
+/// The API server's request counts by verb and resource (`apiserver_request_total`), watches
+/// and the metrics scrape itself left out.
+async fn api_requests(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
+    let request = hyper::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    let label = |line: &str, name: &str| {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_owned())
+    };
+    let mut counts = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let (verb, resource) = (label(line, "verb"), label(line, "resource"));
+        let (Some(verb), Some(resource)) = (verb, resource) else {
+            continue;
+        };
+        if verb == "WATCH" || resource.is_empty() {
+            continue;
+        }
+        let resource = match label(line, "subresource").filter(|s| !s.is_empty()) {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource,
+        };
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *counts.entry(format!("{verb} {resource}")).or_default() += value;
+    }
+    Ok(counts)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -381,6 +491,15 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// The control plane's process (etcd and kube-apiserver in one), from the environment's pid file.
+fn control_plane_pid() -> u32 {
+    let dir = std::env::var("BENCH_DIR").unwrap_or_else(|_| "target/env".into());
+    std::fs::read_to_string(format!("{dir}/cluster.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// User plus system CPU time of `pid`, in seconds.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 
 use crate::api::external_secret::{ExternalSecret, ExternalSecretStatus};
 use crate::fetch::ClientCache;
@@ -54,7 +54,7 @@ pub struct Context {
     pub readiness: Readiness,
     /// The stores as the ExternalSecret controller's watches see them, once it runs.
     pub stores: std::sync::OnceLock<crate::controller::stores::Cache>,
-    recorder: Recorder,
+    events: super::events::Events,
     refresh_lane: Arc<tokio::sync::Semaphore>,
     first_lane: Arc<tokio::sync::Semaphore>,
     failures: Mutex<HashMap<String, u32>>,
@@ -82,6 +82,13 @@ impl OwnWrites {
         };
     }
 
+    /// Whether the Secret is as lockstep's last write left it, as far as the watch has told:
+    /// the record stays until the watch brings a state that is not lockstep's own.
+    pub fn untouched(&self, namespace: &str, name: &str) -> bool {
+        let own = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        own.contains_key(&format!("{namespace}/{name}"))
+    }
+
     /// Whether this state of the Secret is the one lockstep's last write left.
     pub fn is_own(&self, namespace: &str, name: &str, resource_version: Option<&str>) -> bool {
         let own = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -105,11 +112,13 @@ mod own_writes_tests {
         assert!(!own.is_own("ns", "app", Some("8")), "someone else's edit");
         assert!(!own.is_own("ns", "app", None));
         assert!(!own.is_own("other", "app", Some("7")));
+        assert!(own.untouched("ns", "app"));
         own.record("ns", "app", None);
         assert!(
             !own.is_own("ns", "app", Some("7")),
             "forgotten after a delete"
         );
+        assert!(!own.untouched("ns", "app"));
     }
 }
 
@@ -132,7 +141,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: super::events::Events::start(client.clone(), reporter),
             stores: std::sync::OnceLock::new(),
             refresh_lane: Arc::new(tokio::sync::Semaphore::new(settings.refresh_lane.max(1))),
             first_lane: Arc::new(tokio::sync::Semaphore::new(lanes::FIRST_WIDTH)),
@@ -159,7 +168,8 @@ impl Context {
         }
     }
 
-    /// Publishes an event; a failure to publish is logged, never fatal.
+    /// Publishes an event in the background (see [`super::events`]); a failure to publish is
+    /// logged, never fatal.
     pub async fn event(
         &self,
         reference: &ObjectReference,
@@ -178,9 +188,7 @@ impl Context {
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, reference).await {
-            tracing::warn!(error = %e, reason, "could not publish an event");
-        }
+        self.events.send(event, reference.clone()).await;
     }
 
     /// The delay before retrying `key` after one more failure: 5s, 10s, 20s ... 5m.
@@ -229,15 +237,27 @@ impl Context {
         self.own_writes.record(namespace, name, resource_version);
     }
 
-    /// Whether this state of a Secret is the one lockstep's own last write left: nobody else
-    /// has touched it since, so there is nothing to restore.
-    pub fn is_own_write(
+    /// Whether this state of a Secret, as the watch brings it, is the one lockstep's own last
+    /// write left: nobody else has touched it since, so there is nothing to restore. Any other
+    /// state is forgotten, so [`Self::untouched_since_written`] answers no until the next write.
+    pub fn seen_by_watch(
         &self,
         namespace: &str,
         name: &str,
         resource_version: Option<&str>,
     ) -> bool {
-        self.own_writes.is_own(namespace, name, resource_version)
+        let own = self.own_writes.is_own(namespace, name, resource_version);
+        if !own {
+            self.own_writes.record(namespace, name, None);
+        }
+        own
+    }
+
+    /// Whether the Secret `namespace/name` is still as lockstep's last write left it, by the
+    /// managed-Secret watch: a reconcile that is not due then has nothing to check and need not
+    /// read the Secret. No answers "do not know": the Secret is read.
+    pub fn untouched_since_written(&self, namespace: &str, name: &str) -> bool {
+        self.own_writes.untouched(namespace, name)
     }
 
     /// Forgets what was recorded for a deleted ExternalSecret.

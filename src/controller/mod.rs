@@ -3,6 +3,7 @@ mod audited;
 pub mod aws_identity;
 mod connect;
 mod context;
+mod events;
 mod external_secret;
 mod kubernetes_store;
 mod secret_store;

@@ -95,7 +95,9 @@ pub enum StoreError {
     Kube { what: String, source: kube::Error },
 }
 
-/// Reads the store a reference points at, from the ExternalSecret's namespace.
+/// See [`Cache::ready`].
+const FIRST_LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The stores as the ExternalSecret controller's watches last saw them, so a reconcile does not
 /// read its store from the API server (twice) every time. A store the cache does not hold yet
 /// (its watch has not caught up, or it does not exist) is read from the API server.
@@ -112,6 +114,20 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
+    /// Waits for the first list of stores: until then a reconcile would read its store with a
+    /// GET of its own (at a cold start, one per ExternalSecret). A list that does not come (no
+    /// permission to list stores) is waited for [`FIRST_LIST_WAIT`] at most, then stores are read
+    /// one by one.
+    async fn ready(&self) {
+        let both = async {
+            let _ = self.secret_stores.wait_until_ready().await;
+            if let Some(cluster) = &self.cluster_stores {
+                let _ = cluster.wait_until_ready().await;
+            }
+        };
+        let _ = tokio::time::timeout(FIRST_LIST_WAIT, both).await;
+    }
+
     fn get(&self, kind: StoreKind, name: &str, es_namespace: &str) -> Option<Store> {
         match kind {
             StoreKind::SecretStore => {
@@ -155,8 +171,11 @@ pub async fn get(
         .filter(|n| !n.is_empty())
         .ok_or(StoreError::NoStoreRef)?;
     let kind = reference.kind_or_default();
-    if let Some(store) = cache.and_then(|c| c.get(kind, &name, es_namespace)) {
-        return Ok(store);
+    if let Some(cache) = cache {
+        cache.ready().await;
+        if let Some(store) = cache.get(kind, &name, es_namespace) {
+            return Ok(store);
+        }
     }
     let kube_err = |source| StoreError::Kube {
         what: format!("{} {name:?}", kind.as_str()),

@@ -89,7 +89,7 @@ pub async fn run(ctx: Arc<Context>) {
     .try_filter({
         let ctx = ctx.clone();
         move |s| {
-            let own = ctx.is_own_write(
+            let own = ctx.seen_by_watch(
                 &s.namespace().unwrap_or_default(),
                 &s.name_any(),
                 s.resource_version().as_deref(),
@@ -303,20 +303,42 @@ async fn reconcile(
     let lane = refresh::lane(&es, &version);
 
     let secret_name = es.spec.target_name(&name).to_owned();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let existing = secrets
-        .get_opt(&secret_name)
-        .await
-        .map_err(kube_err(format!("reading Secret {secret_name}")))?;
-
-    let intact = target::is_intact(existing.as_ref(), &es);
-    if !due && intact {
+    // The managed-Secret watch says whether the Secret is as lockstep's last write left it.
+    let untouched = ctx.untouched_since_written(&namespace, &secret_name);
+    // Woken by something other than its own Secret (a store's change, a restart of the watch):
+    // with nothing due and the Secret as lockstep left it, there is nothing to read or write.
+    if !due && untouched {
         return Ok(requeue_at_refresh(&es, started));
     }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let read_secret = || async {
+        secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(kube_err(format!("reading Secret {secret_name}")))
+    };
+    // The Secret is read after the provider when its drift is already known: a first sync or a
+    // changed spec writes whatever it holds, and a refresh of a Secret the watch saw nobody touch
+    // finds it intact. A due reconcile then makes no API request before its provider read, so
+    // ExternalSecrets due together reach the fetch layer together and share its calls; an
+    // ExternalSecret whose store is not validated yet costs no read; and the read is as fresh
+    // as it can be before the write. Otherwise the Secret is read first, to know whether it
+    // drifted (a reconcile that is not due stops there when it has not).
+    let (read_before, intact) = if due && (lane == Lane::First || untouched) {
+        (None, untouched)
+    } else {
+        let existing = read_secret().await?;
+        let intact = target::is_intact(existing.as_ref(), &es);
+        if !due && intact {
+            return Ok(requeue_at_refresh(&es, started));
+        }
+        (Some(existing), intact)
+    };
     let object = audited::object_ref(&es);
     let audit = Audit {
         auditor: &ctx.settings.audit,
         object: Some(&object),
+        // `intact` does not count for a first sync: the trigger is the spec change.
         trigger: audited::trigger_of(&ctx.settings.audit, &es, &version, intact, due),
     };
 
@@ -349,6 +371,10 @@ async fn reconcile(
             )
             .await;
         }
+    };
+    let existing = match read_before {
+        Some(existing) => existing,
+        None => read_secret().await?,
     };
     let reference = es.object_ref(&());
     for missing in &fetched.missing {
