@@ -54,8 +54,8 @@ async fn main() -> anyhow::Result<()> {
     let limit_ns = format!("limit-{run}");
     bench::tenant_namespace(&client, &limit_ns).await?;
     let limit_api: Api<Secret> = Api::namespaced(client.clone(), &limit_ns);
-    let control_plane = control_plane_pid();
-    let limit_cpu_before = cpu_seconds(control_plane);
+    let control_plane = bench::control_plane_pid();
+    let limit_cpu_before = bench::cpu_seconds(control_plane);
     let started = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
@@ -73,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
         .try_collect::<()>()
         .await?;
     let limit = started.elapsed();
-    let limit_cpu = cpu_seconds(control_plane) - limit_cpu_before;
+    let limit_cpu = bench::cpu_seconds(control_plane) - limit_cpu_before;
     Api::<Namespace>::all(client.clone())
         .delete(&limit_ns, &Default::default())
         .await?;
@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     // hundred milliseconds would take a good share of the API server's time from lockstep.
     let synced = watch_synced(ess.clone());
     let requests_before = api_requests(&client).await?;
-    let cold_cpu_before = cpu_seconds(control_plane);
+    let cold_cpu_before = bench::cpu_seconds(control_plane);
     let bin = std::env::var("LOCKSTEP_BIN").unwrap_or_else(|_| "target/debug/lockstep".into());
     let extra = std::env::var("LOCKSTEP_ARGS").unwrap_or_default();
     let log = std::fs::File::create(format!(
@@ -196,8 +196,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     let cold = started.elapsed();
-    let cold_cpu = cpu_seconds(pid);
-    let cold_control_plane_cpu = cpu_seconds(control_plane) - cold_cpu_before;
+    let cold_cpu = bench::cpu_seconds(pid);
+    let cold_control_plane_cpu = bench::cpu_seconds(control_plane) - cold_cpu_before;
     let cold_requests = api_requests(&client)
         .await?
         .into_iter()
@@ -224,7 +224,7 @@ async fn main() -> anyhow::Result<()> {
     // ExternalSecrets applied while it runs (they read a secret the wave does not count).
     recorder("reset-recording");
     recorder("start-recording");
-    let cpu_before = cpu_seconds(pid);
+    let cpu_before = bench::cpu_seconds(pid);
     let earliest = refresh_times.iter().min().copied().unwrap();
     let wave = earliest + k8s_openapi::jiff::SignedDuration::from_secs(refresh as i64);
     let until_wave = wave.duration_since(k8s_openapi::jiff::Timestamp::now());
@@ -273,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     let wave_took = wave_started.elapsed();
-    let cpu_cycle = cpu_seconds(pid) - cpu_before;
+    let cpu_cycle = bench::cpu_seconds(pid) - cpu_before;
     recorder("stop-recording");
     let cycle_calls = count_calls(&endpoint, &format!("{prefix}/k"));
     let rss_wave = rss_mib(pid, "VmRSS");
@@ -283,7 +283,7 @@ async fn main() -> anyhow::Result<()> {
     // CPU and RSS over one whole cycle, from the end of the first wave to the end of the second.
     recorder("reset-recording");
     recorder("start-recording");
-    let cpu_before = cpu_seconds(pid);
+    let cpu_before = bench::cpu_seconds(pid);
     let earliest = {
         let synced = synced.lock().unwrap();
         synced
@@ -310,7 +310,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     let steady_took = steady_started.elapsed();
-    let steady_cpu = cpu_seconds(pid) - cpu_before;
+    let steady_cpu = bench::cpu_seconds(pid) - cpu_before;
     recorder("stop-recording");
     let steady_calls = count_calls(&endpoint, &format!("{prefix}/k"));
     let rss_steady = rss_mib(pid, "VmRSS");
@@ -377,6 +377,20 @@ async fn main() -> anyhow::Result<()> {
         ms(pick(0.99)),
         ms(pick(1.0))
     );
+    // One line for `scripts/bench-scale.sh` to take medians from.
+    let result = json!({
+        "n": n, "m": m, "provider": provider,
+        "cold_ratio": cold.as_secs_f64() / limit.as_secs_f64(),
+        "control_plane_cpu_ratio": cold_control_plane_cpu / limit_cpu,
+        "rss_mib": rss_steady,
+        "first_wave_calls": cycle_calls.values().sum::<usize>(),
+        "steady_calls": steady_calls.values().sum::<usize>(),
+        "minimum_calls": minimum,
+        "steady_cpu_s": steady_cpu,
+        "newcomer_p50_ms": ms(pick(0.5)),
+        "newcomer_p99_ms": ms(pick(0.99)),
+    });
+    println!("RESULT {result}");
     Ok(())
 }
 
@@ -491,29 +505,4 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
-}
-
-/// The control plane's process (etcd and kube-apiserver in one), from the environment's pid file.
-fn control_plane_pid() -> u32 {
-    let dir = std::env::var("BENCH_DIR").unwrap_or_else(|_| "target/env".into());
-    std::fs::read_to_string(format!("{dir}/cluster.pid"))
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// User plus system CPU time of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of /proc/PID/stat: 11 and 12 counted from the state.
-    (ticks(11) + ticks(12)) / 100.0
 }

@@ -636,3 +636,59 @@ async fn access_denied_is_reported_and_nothing_is_written() {
     assert_absent(&secrets, "app").await;
     assert_no_value_leaked(&client, ns.name(), &[&private.log], &[&value, secret_key]).await;
 }
+
+#[tokio::test]
+async fn a_failure_repeated_is_one_event_with_a_count() {
+    let client = common::client().await;
+    let log = lockstep();
+    let ns = tenant(&client, "series").await;
+    let (es_api, secrets) = apis(&client, ns.name());
+    let user = canary("user");
+    let key = remote("series/json", &json!({"user": user}).to_string()).await;
+    let es = |force: &str| {
+        let mut es = external_secret(
+            "app",
+            json!({"data": data(&[("user", json!({"key": key, "property": "nope"}))])}),
+        );
+        es["metadata"]["annotations"] = json!({"force-sync": force});
+        es
+    };
+    apply(&es_api, es("1")).await;
+    let expected = format!("key nope does not exist in secret {key}");
+    wait_for_event(
+        &client,
+        ns.name(),
+        "app",
+        ("Warning", "UpdateFailed"),
+        &expected,
+    )
+    .await;
+    // A changed annotation reconciles at once, and fails the same way.
+    apply(&es_api, es("2")).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), ns.name());
+    let failures = || async {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("UpdateFailed"))
+            .collect::<Vec<_>>()
+    };
+    let count = eventually("the failure's event to count 2", WAIT, || async {
+        let failures = failures().await;
+        let count = failures.first()?.series.as_ref()?.count;
+        (count >= 2).then_some(count)
+    })
+    .await;
+    assert!(count >= 2);
+    assert_eq!(
+        failures().await.len(),
+        1,
+        "one Event for the repeated failure"
+    );
+    assert_absent(&secrets, "app").await;
+    assert_no_value_leaked(&client, ns.name(), &[log], &[&user]).await;
+}

@@ -55,7 +55,7 @@ pub async fn run(ctx: Arc<Context>) {
     let (reader, writer) = kube::runtime::reflector::store();
     // Status writes by lockstep itself do not trigger a reconcile: only what a user changes does
     // (spec, labels, annotations, finalizers; deletion).
-    let (readiness, metrics) = (ctx.readiness.clone(), ctx.metrics.clone());
+    let (readiness, metrics, seen) = (ctx.readiness.clone(), ctx.metrics.clone(), ctx.clone());
     let changes = watcher(es_api, watcher::Config::default())
         .default_backoff()
         // The cache keeps every ExternalSecret: without managedFields, which lockstep never
@@ -65,6 +65,7 @@ pub async fn run(ctx: Arc<Context>) {
         .inspect(move |event| match event {
             // Ready once the first list is in the cache (`/readyz`).
             Ok(watcher::Event::InitDone) => readiness.set(true),
+            Ok(watcher::Event::Apply(es) | watcher::Event::InitApply(es)) => seen.status_seen(es),
             // A deleted ExternalSecret's series go, as in ESO.
             Ok(watcher::Event::Delete(es)) => {
                 metrics.forget_external_secret(&es.namespace().unwrap_or_default(), &es.name_any())
@@ -211,6 +212,7 @@ async fn reconcile_measured(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Resul
 /// The turns a sync holds in the two lanes (see `lanes`).
 struct Turns {
     refresh: Option<tokio::sync::OwnedSemaphorePermit>,
+    _in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
     _first: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -227,16 +229,22 @@ async fn enter_lane(ctx: &Context, es: &ExternalSecret) -> Option<Turns> {
     if !refresh::should_refresh(es, &version, Timestamp::now()) {
         return Some(Turns {
             refresh: None,
+            _in_flight: None,
             _first: None,
         });
     }
     Some(match refresh::lane(es, &version) {
-        Lane::Refresh => Turns {
-            refresh: Some(ctx.refresh_turn().await?),
-            _first: None,
-        },
+        Lane::Refresh => {
+            let turn = ctx.refresh_turn().await?;
+            Turns {
+                refresh: Some(turn.api),
+                _in_flight: Some(turn.in_flight),
+                _first: None,
+            }
+        }
         Lane::First => Turns {
             refresh: None,
+            _in_flight: None,
             _first: ctx.first_turn().await,
         },
     })
