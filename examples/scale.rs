@@ -235,14 +235,7 @@ async fn main() -> anyhow::Result<()> {
     let wave_started = Instant::now();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let since = wave - k8s_openapi::jiff::SignedDuration::from_secs(1);
-    let refreshed = || {
-        synced
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(name, t)| name.starts_with("es-") && **t >= since)
-            .count()
-    };
+    let refreshed = || refreshed_since(&synced, since);
     // The slots of the jitter make the wave start a little after that: wait for its first refresh.
     bench::poll(Duration::from_secs(600), Duration::from_millis(100), || {
         std::future::ready((refreshed() > 0).then_some(()))
@@ -294,14 +287,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap()
     };
     let since = earliest + k8s_openapi::jiff::SignedDuration::from_secs(refresh as i64 - 1);
-    let refreshed_again = || {
-        synced
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(name, t)| name.starts_with("es-") && **t >= since)
-            .count()
-    };
+    let refreshed_again = || refreshed_since(&synced, since);
     let steady_started = Instant::now();
     bench::poll(
         Duration::from_secs(3600),
@@ -420,6 +406,16 @@ fn watch_synced(ess: Api<ExternalSecret>) -> Arc<Mutex<HashMap<String, Timestamp
             }),
     );
     synced
+}
+
+/// How many of the N ExternalSecrets (not the newcomers) were refreshed at or after `since`.
+fn refreshed_since(synced: &Mutex<HashMap<String, Timestamp>>, since: Timestamp) -> usize {
+    synced
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(name, t)| name.starts_with("es-") && **t >= since)
+        .count()
 }
 
 /// The API server's request counts by verb and resource (`apiserver_request_total`), watches

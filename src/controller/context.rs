@@ -141,7 +141,10 @@ impl Context {
             events: super::events::Events::start(client.clone(), REPORTER, instance),
             stores: std::sync::OnceLock::new(),
             refresh_lane: Arc::new(tokio::sync::Semaphore::new(settings.refresh_lane.max(1))),
-            refreshes_in_flight: Arc::new(tokio::sync::Semaphore::new(lanes::REFRESHES_IN_FLIGHT)),
+            refreshes_in_flight: Arc::new(tokio::sync::Semaphore::new(lanes::in_flight(
+                settings.concurrency,
+                settings.refresh_lane,
+            ))),
             first_lane: Arc::new(tokio::sync::Semaphore::new(lanes::FIRST_WIDTH)),
             client,
             settings,
@@ -277,21 +280,17 @@ impl Context {
             .remove(uid);
     }
 
-    /// A turn in the refresh lane, held for the whole refresh. Without `--concurrent` every
-    /// reconcile runs, and refreshes queue here in order. With it, a refresh waiting here would
-    /// hold one of the controller's slots, so a full lane answers `None` and the refresh is
-    /// requeued instead.
-    pub async fn refresh_turn(&self) -> Option<RefreshTurn> {
-        let (in_flight, lane) = (self.refreshes_in_flight.clone(), self.refresh_lane.clone());
+    /// One of the [`lanes::REFRESHES_IN_FLIGHT`] places of a periodic refresh, held until it
+    /// ends. Without `--concurrent` every reconcile runs, and refreshes queue here in order.
+    /// With it, a refresh waiting here would hold one of the controller's slots, so when all
+    /// places are taken the answer is `None` and the refresh is requeued instead.
+    pub async fn refresh_in_flight(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let places = self.refreshes_in_flight.clone();
         if self.settings.concurrency == 0 {
             let depth = self.metrics.workqueue_depth(lanes::REFRESH);
-            let in_flight = lanes::wait_turn(in_flight, &depth).await?;
-            let api = lanes::wait_turn(lane, &depth).await?;
-            Some(RefreshTurn { in_flight, api })
+            lanes::wait_turn(places, &depth).await
         } else {
-            let in_flight = in_flight.try_acquire_owned().ok()?;
-            let api = lane.try_acquire_owned().ok()?;
-            Some(RefreshTurn { in_flight, api })
+            places.try_acquire_owned().ok()
         }
     }
 
@@ -303,9 +302,9 @@ impl Context {
         lanes::wait_turn(self.first_lane.clone(), &depth).await
     }
 
-    /// The turn a refresh takes again for its writes, once it has read the provider: always
-    /// waited for, since giving up now would waste the values read.
-    pub async fn refresh_turn_after_fetch(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    /// A turn in the refresh lane, which a refresh holds while it makes API requests (reading
+    /// its Secret, writing it and the status), never while it reads the provider.
+    pub async fn refresh_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let depth = self.metrics.workqueue_depth(lanes::REFRESH);
         lanes::wait_turn(self.refresh_lane.clone(), &depth).await
     }
@@ -317,14 +316,6 @@ impl Context {
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
     }
-}
-
-/// A periodic refresh's turns: one of [`lanes::REFRESHES_IN_FLIGHT`], held until it ends, and
-/// one in the refresh lane, for its API requests.
-#[derive(Debug)]
-pub struct RefreshTurn {
-    pub in_flight: tokio::sync::OwnedSemaphorePermit,
-    pub api: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The two lanes of reconciles. kube-runtime's controller runs due reconciles in due order, with
@@ -359,12 +350,21 @@ pub mod lanes {
         lane.acquire_owned().await.ok()
     }
 
-    /// Periodic refreshes under way at once, between their turns in the refresh lane too: a
-    /// refresh gives its lane turn back while it reads the provider, and without this bound a
-    /// wave of 10,000 would hold 10,000 reconciles (and the values they read) waiting for their
-    /// second turn (measured: 70 MiB more after a wave of 10,000, BENCHMARKS.md). Wide enough
-    /// that the fetch layer still batches a whole slot of the jitter grid.
+    /// Periodic refreshes under way at once. A refresh takes a turn in the refresh lane only for
+    /// its API requests, so without this bound a wave of 10,000 would hold 10,000 reconciles
+    /// (and the values they read) waiting for a turn. Wide enough that the fetch layer still
+    /// batches a whole slot of the jitter grid together.
     pub const REFRESHES_IN_FLIGHT: usize = 256;
+
+    /// Refreshes under way at once: [`REFRESHES_IN_FLIGHT`]; with `--concurrent`, no more than
+    /// the refresh lane is wide, so that a quarter of the controller's slots stay free for
+    /// first syncs.
+    pub fn in_flight(concurrency: u16, refresh_lane: usize) -> usize {
+        match concurrency {
+            0 => REFRESHES_IN_FLIGHT,
+            _ => refresh_lane.clamp(1, REFRESHES_IN_FLIGHT),
+        }
+    }
 
     /// First syncs running at once. Far more than the API budget lets finish in a second, so
     /// it never slows a cold start; it only bounds the memory a cold start of thousands takes.
@@ -432,6 +432,12 @@ pub mod lanes {
                 "a quarter of 10 slots kept for first syncs"
             );
             assert_eq!(width(50.0, 1), 1);
+            assert_eq!(in_flight(0, 25), REFRESHES_IN_FLIGHT);
+            assert_eq!(
+                in_flight(10, width(500.0, 10)),
+                8,
+                "slots kept for first syncs"
+            );
         }
     }
 }

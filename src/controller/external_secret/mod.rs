@@ -211,7 +211,8 @@ async fn reconcile_measured(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Resul
 
 /// The turns a sync holds in the two lanes (see `lanes`).
 struct Turns {
-    refresh: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// A periodic refresh: it takes a turn in the refresh lane for its API requests.
+    refreshing: bool,
     _in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
     _first: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -228,22 +229,19 @@ async fn enter_lane(ctx: &Context, es: &ExternalSecret) -> Option<Turns> {
     );
     if !refresh::should_refresh(es, &version, Timestamp::now()) {
         return Some(Turns {
-            refresh: None,
+            refreshing: false,
             _in_flight: None,
             _first: None,
         });
     }
     Some(match refresh::lane(es, &version) {
-        Lane::Refresh => {
-            let turn = ctx.refresh_turn().await?;
-            Turns {
-                refresh: Some(turn.api),
-                _in_flight: Some(turn.in_flight),
-                _first: None,
-            }
-        }
+        Lane::Refresh => Turns {
+            refreshing: true,
+            _in_flight: Some(ctx.refresh_in_flight().await?),
+            _first: None,
+        },
         Lane::First => Turns {
-            refresh: None,
+            refreshing: false,
             _in_flight: None,
             _first: ctx.first_turn().await,
         },
@@ -254,7 +252,7 @@ async fn enter_lane(ctx: &Context, es: &ExternalSecret) -> Option<Turns> {
 async fn reconcile(
     es: Arc<ExternalSecret>,
     ctx: Arc<Context>,
-    mut turns: Turns,
+    turns: Turns,
 ) -> Result<Action, Error> {
     let started = Timestamp::now();
     let namespace = es.namespace().unwrap_or_default();
@@ -335,6 +333,11 @@ async fn reconcile(
     let (read_before, intact) = if due && (lane == Lane::First || untouched) {
         (None, untouched)
     } else {
+        let _turn = if turns.refreshing {
+            ctx.refresh_turn().await
+        } else {
+            None
+        };
         let existing = read_secret().await?;
         let intact = target::is_intact(existing.as_ref(), &es);
         if !due && intact {
@@ -352,12 +355,12 @@ async fn reconcile(
 
     // A Secret edited or deleted by hand is restored in the first lane: someone is waiting.
     let lane = if due { lane } else { Lane::First };
-    // A refresh gives its turn back while the provider is read: the fetch layer has its own
-    // lanes, and more refreshes waiting on one batch means fewer provider calls.
-    let refreshing = turns.refresh.take().is_some();
+    // A refresh takes its lane turn only for its API requests: none is held while the provider
+    // is read, so the refreshes due at one instant reach the fetch layer together (and share its
+    // calls) instead of passing the lane a few at a time.
     let fetched = fetch::fetch(&ctx, &es, audit, lane).await;
-    let _turn = if refreshing {
-        ctx.refresh_turn_after_fetch().await
+    let _turn = if turns.refreshing {
+        ctx.refresh_turn().await
     } else {
         None
     };
@@ -604,7 +607,7 @@ async fn reconcile(
     };
     write_status(&ctx, &es, &outcome, started, &version).await?;
     ctx.succeeded(&key);
-    Ok(match refresh::after_sync(&es, started) {
+    Ok(match refresh::after_sync(&es, started, Timestamp::now()) {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })

@@ -131,12 +131,16 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// How long after a sync that just happened (at `now`) the next periodic refresh is due.
-pub fn after_sync(es: &ExternalSecret, now: Timestamp) -> Option<Duration> {
+/// How long from `now` until the next periodic refresh after a sync that started at
+/// `synced_at`. Measured from the end of the sync, not its start, so that the ExternalSecrets
+/// due at one grid instant are woken at that instant however long each one's sync took (and
+/// their reads meet in one batch).
+pub fn after_sync(es: &ExternalSecret, synced_at: Timestamp, now: Timestamp) -> Option<Duration> {
     if es.spec.refresh_policy_or_default() != RefreshPolicy::Periodic {
         return None;
     }
-    Duration::try_from(due_at(es, now)?.duration_since(now)).ok()
+    let due = due_at(es, synced_at)?;
+    Some(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
 /// How long until the next periodic refresh is due, if there is one.
@@ -271,11 +275,14 @@ mod tests {
             next >= Duration::from_secs(15 * 60) && next < Duration::from_secs(20 * 60),
             "{next:?}"
         );
-        let after = after_sync(&synced, now).unwrap();
+        let after = after_sync(&synced, now, now).unwrap();
         assert!(
             after >= Duration::from_secs(3600) && after < Duration::from_secs(3900),
             "{after:?}"
         );
+        // A sync that took 2 s is woken 2 s sooner: at the same instant of the grid.
+        let later = after_sync(&synced, now, now + SignedDuration::from_secs(2)).unwrap();
+        assert_eq!(after - later, Duration::from_secs(2));
     }
 
     fn reading(name: &str, key: &str, interval: &str) -> ExternalSecret {
