@@ -99,9 +99,34 @@ impl OwnWrites {
     }
 }
 
+/// Whether a watched status is at least as recent as the one lockstep wrote, to the second:
+/// the API server keeps `refreshTime` to the second, the copy lockstep kept has more.
+fn caught_up(written: &ExternalSecretStatus, seen: Option<&ExternalSecretStatus>) -> bool {
+    let second = |s: &ExternalSecretStatus| s.refresh_time.as_ref().map(|t| t.0.as_second());
+    second(written) <= seen.and_then(second)
+}
+
 #[cfg(test)]
-mod own_writes_tests {
+mod tests {
     use super::OwnWrites;
+
+    #[test]
+    fn a_status_read_back_to_the_second_has_caught_up() {
+        use super::{ExternalSecretStatus, caught_up};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        use k8s_openapi::jiff::{SignedDuration, Timestamp};
+        let at = |t: Timestamp| ExternalSecretStatus {
+            refresh_time: Some(Time(t)),
+            ..Default::default()
+        };
+        let written =
+            Timestamp::from_second(1_700_000_000).unwrap() + SignedDuration::from_millis(400);
+        let read_back = Timestamp::from_second(1_700_000_000).unwrap();
+        assert!(caught_up(&at(written), Some(&at(read_back))));
+        let older = read_back - SignedDuration::from_secs(60);
+        assert!(!caught_up(&at(written), Some(&at(older))), "the cache lags");
+        assert!(!caught_up(&at(written), None));
+    }
 
     #[test]
     fn only_the_state_lockstep_left_is_its_own() {
@@ -227,10 +252,9 @@ impl Context {
             return;
         };
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        let seen = es.status.as_ref().and_then(|s| s.refresh_time.as_ref());
         if written
             .get(uid)
-            .is_some_and(|w| w.refresh_time.as_ref() <= seen)
+            .is_some_and(|w| caught_up(w, es.status.as_ref()))
         {
             written.remove(uid);
         }
