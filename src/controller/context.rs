@@ -2,12 +2,13 @@
 //! per-object failure counts that drive exponential backoff.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 
 use crate::api::external_secret::{ExternalSecret, ExternalSecretStatus};
+use crate::controller::external_secret::refresh::Slots;
 use crate::fetch::ClientCache;
 use crate::telemetry::{Metrics, Readiness};
 
@@ -53,6 +54,10 @@ pub struct Context {
     pub readiness: Readiness,
     /// The stores as the ExternalSecret controller's watches see them, once it runs.
     pub stores: std::sync::OnceLock<crate::controller::stores::Cache>,
+    /// The ExternalSecrets as the controller's watch caches them, once it runs.
+    pub external_secrets: std::sync::OnceLock<kube::runtime::reflector::Store<ExternalSecret>>,
+    /// The refresh slots of the cached ExternalSecrets, and when they were dealt.
+    slots: Mutex<(Option<Instant>, Arc<Slots>)>,
     events: super::events::Events,
     refresh_lane: Arc<tokio::sync::Semaphore>,
     refreshes_in_flight: Arc<tokio::sync::Semaphore>,
@@ -158,6 +163,9 @@ impl std::fmt::Debug for Context {
 /// Backoff after the first failure, doubling up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often the refresh slots are dealt again from the cache: an ExternalSecret created since
+/// uses its secret's hash until then.
+const SLOTS_DEALT_EVERY: Duration = Duration::from_secs(30);
 
 impl Context {
     pub fn new(client: Client, settings: Settings, metrics: Metrics, readiness: Readiness) -> Self {
@@ -165,6 +173,8 @@ impl Context {
         Self {
             events: super::events::Events::start(client.clone(), REPORTER, instance),
             stores: std::sync::OnceLock::new(),
+            external_secrets: std::sync::OnceLock::new(),
+            slots: Mutex::default(),
             refresh_lane: Arc::new(tokio::sync::Semaphore::new(settings.refresh_lane.max(1))),
             refreshes_in_flight: Arc::new(tokio::sync::Semaphore::new(lanes::in_flight(
                 settings.concurrency,
@@ -180,6 +190,28 @@ impl Context {
             written: Mutex::default(),
             own_writes: OwnWrites::default(),
         }
+    }
+
+    /// The ExternalSecret's refresh slot ([`Slots`]). The slots are dealt once the cache holds
+    /// every ExternalSecret (before that, each secret's hash picks its slot), and again every
+    /// [`SLOTS_DEALT_EVERY`].
+    pub fn refresh_slot(&self, es: &ExternalSecret) -> u64 {
+        let slots = {
+            let mut dealt = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = dealt.0.is_none_or(|at| at.elapsed() >= SLOTS_DEALT_EVERY);
+            if let Some(cache) = self.external_secrets.get()
+                && stale
+                && self.readiness.get()
+            {
+                let cached = cache.state();
+                *dealt = (
+                    Some(Instant::now()),
+                    Arc::new(Slots::new(cached.iter().map(AsRef::as_ref))),
+                );
+            }
+            dealt.1.clone()
+        };
+        slots.of(es)
     }
 
     /// An API for `K` in the namespace lockstep is scoped to, or in every namespace.

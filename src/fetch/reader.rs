@@ -6,9 +6,11 @@
 //!   force-sync never gets a value read before it). The window is [`FIRST_WINDOW`] for first
 //!   syncs, where someone waits, and [`REFRESH_WINDOW`] for refreshes, where nobody does and a
 //!   longer window gathers more of a refresh wave into each call.
-//! - Batching: the distinct reads of a window go to the provider together, [`BATCH`] at a time,
-//!   through `get_many` (for AWS one BatchGetSecretValue); each caller receives the answer or
-//!   the error of its own secret only.
+//! - Batching: distinct reads go to the provider [`BATCH`] at a time, through `get_many` (for
+//!   AWS one BatchGetSecretValue); each caller receives the answer or the error of its own
+//!   secret only. Each batch has its own window. A first sync's batch leaves when full; a
+//!   refresh's stays open for the rest of its window, for the other readers of its secrets,
+//!   while new secrets open the next batch.
 //! - Budget: each batch, and each `find`, spends one token of the store's [`Budget`].
 //! - Lanes: first syncs and refreshes are batched separately, and first syncs' batches take
 //!   tokens first.
@@ -42,7 +44,7 @@ type Answer = Result<Fetched, ProviderError>;
 /// The reads of one lane waiting for their batch to leave.
 #[derive(Default)]
 struct Pending {
-    /// Tells a batch's timer whether its batch already left (full before the window ended).
+    /// Finds the batch for its timer (unless it already left full).
     id: u64,
     order: Vec<RemoteRef>,
     waiters: HashMap<RemoteRef, Vec<oneshot::Sender<Answer>>>,
@@ -51,7 +53,8 @@ struct Pending {
 struct Inner {
     provider: Arc<dyn SecretProvider>,
     budget: Arc<Budget>,
-    pending: Mutex<[Option<Pending>; 2]>,
+    /// Per lane, the batches still open, oldest first.
+    pending: Mutex<[Vec<Pending>; 2]>,
     next_id: AtomicU64,
     /// Batches sent to the provider (for tests and metrics).
     batches: AtomicU64,
@@ -127,45 +130,60 @@ impl Reader {
     fn enqueue(&self, remote: &RemoteRef, lane: Lane) -> oneshot::Receiver<Answer> {
         let (tx, rx) = oneshot::channel();
         let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = &mut pending[lane as usize];
-        let batch = slot.get_or_insert_with(|| {
-            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-            let inner = self.inner.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(match lane {
-                    Lane::First => FIRST_WINDOW,
-                    Lane::Refresh => REFRESH_WINDOW,
-                })
-                .await;
-                let due = {
-                    let mut pending = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-                    let slot = &mut pending[lane as usize];
-                    match slot {
-                        Some(b) if b.id == id => slot.take(),
-                        _ => None,
-                    }
-                };
-                if let Some(batch) = due {
-                    inner.send(batch, lane).await;
-                }
-            });
-            Pending {
-                id,
-                ..Pending::default()
-            }
+        let open = &mut pending[lane as usize];
+        // The batch that already reads this secret, else the newest one with room, else a new
+        // one with a window of its own.
+        let joined = open
+            .iter()
+            .position(|b| b.waiters.contains_key(remote))
+            .or_else(|| open.len().checked_sub(1).filter(|&i| open[i].order.len() < BATCH));
+        let at = joined.unwrap_or_else(|| {
+            open.push(self.open_batch(lane));
+            open.len() - 1
         });
+        let batch = &mut open[at];
         let waiters = batch.waiters.entry(remote.clone()).or_default();
         if waiters.is_empty() {
             batch.order.push(remote.clone());
         }
         waiters.push(tx);
-        if batch.order.len() >= BATCH
-            && let Some(full) = slot.take()
-        {
+        // A first sync's batch leaves as soon as it is full: someone is waiting. A refresh's
+        // stays open until its window ends, so that every reader of its secrets that comes due
+        // meanwhile joins it (sent when full, a latecomer's read would be a call of its own);
+        // new secrets go to the next batch.
+        if lane == Lane::First && batch.order.len() >= BATCH {
+            let full = open.remove(at);
             let inner = self.inner.clone();
             tokio::spawn(async move { inner.send(full, lane).await });
         }
         rx
+    }
+
+    /// A new, empty batch, and the timer that sends it when its window ends (unless it left
+    /// full before).
+    fn open_batch(&self, lane: Lane) -> Pending {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(match lane {
+                Lane::First => FIRST_WINDOW,
+                Lane::Refresh => REFRESH_WINDOW,
+            })
+            .await;
+            let due = {
+                let mut pending = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+                let open = &mut pending[lane as usize];
+                let at = open.iter().position(|b| b.id == id);
+                at.map(|at| open.remove(at))
+            };
+            if let Some(batch) = due {
+                inner.send(batch, lane).await;
+            }
+        });
+        Pending {
+            id,
+            ..Pending::default()
+        }
     }
 }
 
@@ -351,6 +369,38 @@ mod tests {
             "{} calls: {asked:?}",
             asked.len()
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_refresh_batch_waits_for_latecomers_in_its_window() {
+        let (reader, provider, _) = reader();
+        // Twenty distinct secrets fill a batch; a second reader of each comes 50 ms later,
+        // well inside the refresh window, and must share the first one's call.
+        let keys: Vec<RemoteRef> = (0..BATCH).map(|i| key(&format!("s{i}"))).collect();
+        let early = reader.get_many(&keys, Lane::Refresh);
+        let late = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            reader.get_many(&keys, Lane::Refresh).await
+        };
+        let (early, late) = tokio::join!(early, late);
+        for (i, (a, b)) in early.iter().zip(&late).enumerate() {
+            assert_eq!(text(a), format!("value-of-s{i}"));
+            assert_eq!(text(b), format!("value-of-s{i}"));
+        }
+        assert_eq!(provider.calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_window_is_sent_twenty_secrets_per_call() {
+        let (reader, provider, _) = reader();
+        let keys: Vec<RemoteRef> = (0..45).map(|i| key(&format!("s{i}"))).collect();
+        let answers = reader.get_many(&keys, Lane::Refresh).await;
+        for (i, a) in answers.iter().enumerate() {
+            assert_eq!(text(a), format!("value-of-s{i}"));
+        }
+        let mut sizes: Vec<usize> = provider.asked.lock().unwrap().iter().map(Vec::len).collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [5, 20, 20]);
     }
 
     #[tokio::test]

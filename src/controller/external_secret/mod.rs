@@ -1,7 +1,7 @@
 //! The ExternalSecret controller: resolve the stores, fetch, materialize, apply with the guards,
 //! report; then requeue at the next refresh.
 mod fetch;
-mod refresh;
+pub(crate) mod refresh;
 mod status;
 mod target;
 mod templates;
@@ -123,6 +123,7 @@ pub async fn run(ctx: Arc<Context>) {
             (stream, Some(reader))
         }
     };
+    let _ = ctx.external_secrets.set(reader.clone());
     let _ = ctx.stores.set(super::stores::Cache {
         secret_stores: store_reader,
         cluster_stores: cluster_reader,
@@ -227,7 +228,7 @@ async fn enter_lane(ctx: &Context, es: &ExternalSecret) -> Option<Turns> {
         es.metadata.labels.as_ref(),
         es.metadata.annotations.as_ref(),
     );
-    if !refresh::should_refresh(es, &version, Timestamp::now()) {
+    if !refresh::should_refresh(es, ctx.refresh_slot(es), &version, Timestamp::now()) {
         return Some(Turns {
             refreshing: false,
             _in_flight: None,
@@ -305,7 +306,8 @@ async fn reconcile(
         es.metadata.labels.as_ref(),
         es.metadata.annotations.as_ref(),
     );
-    let due = refresh::should_refresh(&es, &version, started);
+    let slot = ctx.refresh_slot(&es);
+    let due = refresh::should_refresh(&es, slot, &version, started);
     let lane = refresh::lane(&es, &version);
 
     let secret_name = es.spec.target_name(&name).to_owned();
@@ -314,7 +316,7 @@ async fn reconcile(
     // Woken by something other than its own Secret (a store's change, a restart of the watch):
     // with nothing due and the Secret as lockstep left it, there is nothing to read or write.
     if !due && untouched {
-        return Ok(requeue_at_refresh(&es, started));
+        return Ok(requeue_at_refresh(&es, slot, started));
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let read_secret = || async {
@@ -341,7 +343,7 @@ async fn reconcile(
         let existing = read_secret().await?;
         let intact = target::is_intact(existing.as_ref(), &es);
         if !due && intact {
-            return Ok(requeue_at_refresh(&es, started));
+            return Ok(requeue_at_refresh(&es, slot, started));
         }
         (Some(existing), intact)
     };
@@ -607,7 +609,7 @@ async fn reconcile(
     };
     write_status(&ctx, &es, &outcome, started, &version).await?;
     ctx.succeeded(&key);
-    Ok(match refresh::after_sync(&es, started, Timestamp::now()) {
+    Ok(match refresh::after_sync(&es, ctx.refresh_slot(&es), started, Timestamp::now()) {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })
@@ -634,8 +636,8 @@ async fn handled_elsewhere(ctx: &Context, es: &ExternalSecret) -> Option<String>
     None
 }
 
-fn requeue_at_refresh(es: &ExternalSecret, now: Timestamp) -> Action {
-    match refresh::next_refresh_in(es, now) {
+fn requeue_at_refresh(es: &ExternalSecret, slot: u64, now: Timestamp) -> Action {
+    match refresh::next_refresh_in(es, slot, now) {
         // A little after the due time, so the check finds the interval elapsed.
         Some(d) => Action::requeue(d + Duration::from_secs(1)),
         None => Action::await_change(),

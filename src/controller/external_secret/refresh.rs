@@ -4,17 +4,22 @@
 //! Periodic refreshes are jittered: a refresh is due at the first instant of its [slot](SLOTS)
 //! on a grid of period `spread` (a tenth of the interval, at most [`MAX_SPREAD`]) once the
 //! interval has passed, so it comes less than `spread` late. A fleet created together (or on the
-//! default `1h`) is spread over the slots instead of coming due at once forever after. The slot
-//! is deterministic and chosen by the first secret the ExternalSecret reads: ExternalSecrets that
-//! read the same secret come due at the same instants, so their reads are coalesced into one
-//! call, and each slot's reads are batched.
+//! default `1h`) is spread over the slots instead of coming due at once forever after.
+//!
+//! The slot is chosen by the first secret the ExternalSecret reads ([`Slots`]): ExternalSecrets
+//! that read the same secret come due at the same instants, so their reads are coalesced into
+//! one call. And a store's secrets are dealt to the slots [`BATCH`] at a time, so each slot's
+//! reads fill whole batches: a refresh cycle of M secrets costs ceil(M / 20) calls, not one per
+//! slot that holds a few.
+use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
 use crate::api::external_secret::{ExternalSecret, RefreshPolicy};
-use crate::fetch::Lane;
+use crate::api::meta::StoreKind;
+use crate::fetch::{BATCH, Lane};
 
 /// The most a refresh is delayed by jitter.
 pub const MAX_SPREAD: Duration = Duration::from_secs(5 * 60);
@@ -23,7 +28,8 @@ pub const SLOTS: u64 = 8;
 
 /// Whether the ExternalSecret's data must be fetched now, given the `syncedResourceVersion` its
 /// current generation, labels and annotations would have.
-pub fn should_refresh(es: &ExternalSecret, current_version: &str, now: Timestamp) -> bool {
+/// `slot` is the ExternalSecret's jitter slot ([`Slots::of`]).
+pub fn should_refresh(es: &ExternalSecret, slot: u64, current_version: &str, now: Timestamp) -> bool {
     let status = es.status.as_ref();
     let synced_version = status
         .and_then(|s| s.synced_resource_version.as_deref())
@@ -46,7 +52,7 @@ pub fn should_refresh(es: &ExternalSecret, current_version: &str, now: Timestamp
                 return true;
             }
             match refresh_time {
-                Some(last) if last <= now => due_at(es, last).is_none_or(|due| due <= now),
+                Some(last) if last <= now => due_at(es, slot, last).is_none_or(|due| due <= now),
                 // A refresh time in the future (clock skew, restored backup) is not trusted.
                 _ => true,
             }
@@ -81,47 +87,83 @@ pub fn lane(es: &ExternalSecret, current_version: &str) -> Lane {
     }
 }
 
-/// When a periodic refresh is due after a sync at `last` (see the module comment); `None`
-/// without an interval.
-pub fn due_at(es: &ExternalSecret, last: Timestamp) -> Option<Timestamp> {
+/// When a periodic refresh is due after a sync at `last`, in jitter slot `slot` (see the module
+/// comment); `None` without an interval.
+pub fn due_at(es: &ExternalSecret, slot: u64, last: Timestamp) -> Option<Timestamp> {
     let interval = interval(es)?;
     let earliest = last.checked_add(interval).ok()?;
     let spread = (interval.as_nanos() / 10).min(MAX_SPREAD.as_nanos() as i128);
     if spread <= 0 {
         return Some(earliest);
     }
-    let slot = i128::from(fnv1a(jitter_key(es).as_bytes()) % SLOTS);
-    let offset = spread * slot / i128::from(SLOTS);
+    let offset = spread * i128::from(slot % SLOTS) / i128::from(SLOTS);
     // The first instant k * spread + offset at or after `earliest`.
     let e = earliest.as_nanosecond() - offset;
     let k = e.div_euclid(spread) + i128::from(e.rem_euclid(spread) != 0);
     Timestamp::from_nanosecond(k * spread + offset).ok()
 }
 
-/// The first secret the ExternalSecret reads (store and key), or its uid when it reads none
-/// by key.
-fn jitter_key(es: &ExternalSecret) -> String {
-    let store = es
-        .spec
-        .secret_store_ref
-        .as_ref()
-        .and_then(|s| s.name.clone())
-        .unwrap_or_default();
-    let first = es
-        .spec
-        .data
-        .first()
-        .map(|d| d.remote_ref.key.clone())
-        .or_else(|| {
-            es.spec
-                .data_from
-                .iter()
-                .find_map(|d| d.extract.as_ref().map(|e| e.key.clone()))
-        });
-    match first {
-        Some(key) => format!("{}/{store}/{key}", es.namespace().unwrap_or_default()),
-        None => es.uid().unwrap_or_else(|| es.name_any()),
+/// The jitter slot of every ExternalSecret, from the secrets all of them read.
+///
+/// Each store's distinct first secrets are sorted by hash and dealt to the slots in runs of
+/// [`BATCH`]: run `r` goes to slot `r % SLOTS`. A slot then holds whole batches of secrets (100
+/// secrets fill 5 slots with 20 each, not 8 slots with about 12), and adding a secret moves at
+/// most one secret per run to the next run. An ExternalSecret whose secret is not indexed yet
+/// (created since) takes the slot its secret's hash gives until the next index.
+#[derive(Debug, Default)]
+pub struct Slots {
+    /// Per store, the distinct hashes of the first secrets its ExternalSecrets read, sorted.
+    by_store: HashMap<u64, Vec<u64>>,
+}
+
+impl Slots {
+    pub fn new<'a>(external_secrets: impl IntoIterator<Item = &'a ExternalSecret>) -> Self {
+        let mut by_store: HashMap<u64, Vec<u64>> = HashMap::new();
+        for (store, secret) in external_secrets.into_iter().filter_map(first_read) {
+            by_store.entry(store).or_default().push(secret);
+        }
+        for secrets in by_store.values_mut() {
+            secrets.sort_unstable();
+            secrets.dedup();
+            secrets.shrink_to_fit();
+        }
+        Self { by_store }
     }
+
+    /// The ExternalSecret's slot, in `0..SLOTS`.
+    pub fn of(&self, es: &ExternalSecret) -> u64 {
+        let Some((store, secret)) = first_read(es) else {
+            // Nothing read by key (only `find`): any slot, as long as it stays the same.
+            return fnv1a(es.uid().unwrap_or_else(|| es.name_any()).as_bytes()) % SLOTS;
+        };
+        let rank = self
+            .by_store
+            .get(&store)
+            .and_then(|secrets| secrets.binary_search(&secret).ok());
+        match rank {
+            Some(rank) => (rank / BATCH) as u64 % SLOTS,
+            None => secret % SLOTS,
+        }
+    }
+}
+
+/// The store and the first secret the ExternalSecret reads by key, hashed; `None` when it reads
+/// none by key. A SecretStore is one per namespace; a ClusterSecretStore is shared by all.
+fn first_read(es: &ExternalSecret) -> Option<(u64, u64)> {
+    let first = es.spec.data.first().map(|d| &d.remote_ref.key).or_else(|| {
+        es.spec
+            .data_from
+            .iter()
+            .find_map(|d| d.extract.as_ref().map(|e| &e.key))
+    })?;
+    let store_ref = es.spec.secret_store_ref.as_ref();
+    let kind = store_ref.map(|s| s.kind_or_default()).unwrap_or_default();
+    let name = store_ref.and_then(|s| s.name.as_deref()).unwrap_or_default();
+    let store = match kind {
+        StoreKind::SecretStore => format!("SecretStore/{}/{name}", es.namespace().unwrap_or_default()),
+        StoreKind::ClusterSecretStore => format!("ClusterSecretStore/{name}"),
+    };
+    Some((fnv1a(store.as_bytes()), fnv1a(first.as_bytes())))
 }
 
 /// FNV-1a: a stable hash (the same on every run and build), unlike std's hasher.
@@ -135,16 +177,21 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// `synced_at`. Measured from the end of the sync, not its start, so that the ExternalSecrets
 /// due at one grid instant are woken at that instant however long each one's sync took (and
 /// their reads meet in one batch).
-pub fn after_sync(es: &ExternalSecret, synced_at: Timestamp, now: Timestamp) -> Option<Duration> {
+pub fn after_sync(
+    es: &ExternalSecret,
+    slot: u64,
+    synced_at: Timestamp,
+    now: Timestamp,
+) -> Option<Duration> {
     if es.spec.refresh_policy_or_default() != RefreshPolicy::Periodic {
         return None;
     }
-    let due = due_at(es, synced_at)?;
+    let due = due_at(es, slot, synced_at)?;
     Some(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
 /// How long until the next periodic refresh is due, if there is one.
-pub fn next_refresh_in(es: &ExternalSecret, now: Timestamp) -> Option<Duration> {
+pub fn next_refresh_in(es: &ExternalSecret, slot: u64, now: Timestamp) -> Option<Duration> {
     if es.spec.refresh_policy_or_default() != RefreshPolicy::Periodic {
         return None;
     }
@@ -154,7 +201,7 @@ pub fn next_refresh_in(es: &ExternalSecret, now: Timestamp) -> Option<Duration> 
         .and_then(|s| s.refresh_time.as_ref())
         .map(|t| t.0)
         .unwrap_or(now);
-    let due = due_at(es, last)?;
+    let due = due_at(es, slot, last)?;
     Some(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
@@ -192,7 +239,7 @@ mod tests {
     fn periodic() {
         let now = Timestamp::now();
         assert!(
-            should_refresh(&es(None, "1h", None), "1-a", now),
+            should_refresh(&es(None, "1h", None), 0, "1-a", now),
             "never synced"
         );
         let synced = es(
@@ -201,23 +248,23 @@ mod tests {
             Some(("1-a", now - SignedDuration::from_mins(10))),
         );
         assert!(
-            !should_refresh(&synced, "1-a", now),
+            !should_refresh(&synced, 0, "1-a", now),
             "synced 10 minutes ago with a 1h interval"
         );
-        assert!(should_refresh(&synced, "2-a", now), "spec changed");
+        assert!(should_refresh(&synced, 0, "2-a", now), "spec changed");
         assert!(
-            should_refresh(&synced, "1-b", now),
+            should_refresh(&synced, 0, "1-b", now),
             "labels or annotations changed (force-sync)"
         );
-        let due = due_at(&synced, now - SignedDuration::from_mins(10)).unwrap();
+        let due = due_at(&synced, 0, now - SignedDuration::from_mins(10)).unwrap();
         let late = due.duration_since(now + SignedDuration::from_mins(50));
         assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_mins(5));
         assert!(
-            !should_refresh(&synced, "1-a", due - SignedDuration::from_nanos(1)),
+            !should_refresh(&synced, 0, "1-a", due - SignedDuration::from_nanos(1)),
             "interval and jitter not elapsed yet"
         );
         assert!(
-            should_refresh(&synced, "1-a", due),
+            should_refresh(&synced, 0, "1-a", due),
             "interval and jitter elapsed"
         );
         let future = es(
@@ -226,7 +273,7 @@ mod tests {
             Some(("1-a", now + SignedDuration::from_mins(10))),
         );
         assert!(
-            should_refresh(&future, "1-a", now),
+            should_refresh(&future, 0, "1-a", now),
             "a refresh time in the future"
         );
     }
@@ -234,14 +281,14 @@ mod tests {
     #[test]
     fn zero_interval_fetches_once() {
         let now = Timestamp::now();
-        assert!(should_refresh(&es(None, "0", None), "1-a", now));
+        assert!(should_refresh(&es(None, "0", None), 0, "1-a", now));
         let synced = es(
             None,
             "0",
             Some(("1-a", now - SignedDuration::from_hours(240))),
         );
-        assert!(!should_refresh(&synced, "2-a", now));
-        assert_eq!(next_refresh_in(&synced, now), None);
+        assert!(!should_refresh(&synced, 0, "2-a", now));
+        assert_eq!(next_refresh_in(&synced, 0, now), None);
     }
 
     #[test]
@@ -252,14 +299,14 @@ mod tests {
             "1h",
             Some(("1-a", now - SignedDuration::from_hours(24))),
         );
-        assert!(!should_refresh(&once, "2-a", now));
+        assert!(!should_refresh(&once, 0, "2-a", now));
         let on_change = es(
             Some(RefreshPolicy::OnChange),
             "1h",
             Some(("1-a", now - SignedDuration::from_hours(24))),
         );
-        assert!(!should_refresh(&on_change, "1-a", now));
-        assert!(should_refresh(&on_change, "2-a", now));
+        assert!(!should_refresh(&on_change, 0, "1-a", now));
+        assert!(should_refresh(&on_change, 0, "2-a", now));
     }
 
     #[test]
@@ -270,18 +317,18 @@ mod tests {
             "1h",
             Some(("1-a", now - SignedDuration::from_mins(45))),
         );
-        let next = next_refresh_in(&synced, now).unwrap();
+        let next = next_refresh_in(&synced, 0, now).unwrap();
         assert!(
             next >= Duration::from_secs(15 * 60) && next < Duration::from_secs(20 * 60),
             "{next:?}"
         );
-        let after = after_sync(&synced, now, now).unwrap();
+        let after = after_sync(&synced, 0, now, now).unwrap();
         assert!(
             after >= Duration::from_secs(3600) && after < Duration::from_secs(3900),
             "{after:?}"
         );
         // A sync that took 2 s is woken 2 s sooner: at the same instant of the grid.
-        let later = after_sync(&synced, now, now + SignedDuration::from_secs(2)).unwrap();
+        let later = after_sync(&synced, 0, now, now + SignedDuration::from_secs(2)).unwrap();
         assert_eq!(after - later, Duration::from_secs(2));
     }
 
@@ -301,23 +348,21 @@ mod tests {
     }
 
     #[test]
-    fn jitter_is_deterministic_bounded_and_aligns_readers_of_a_secret() {
-        let hour = SignedDuration::from_hours(1);
+    fn due_times_are_bounded_and_one_per_slot() {
         let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let hour = SignedDuration::from_hours(1);
         let a = reading("a", "db", "1h");
-        let b = reading("b", "db", "1h");
-        assert_eq!(due_at(&a, t0), due_at(&a.clone(), t0), "deterministic");
-        // Synced a minute apart (within one spread), two readers of one secret come due at the
-        // same instant.
-        let due = due_at(&a, t0).unwrap();
+        // Synced a minute apart (within one spread), two ExternalSecrets in one slot come due at
+        // the same instant.
+        let due = due_at(&a, 5, t0).unwrap();
         let synced = due - hour - SignedDuration::from_mins(3);
-        assert_eq!(due_at(&a, synced), Some(due));
-        assert_eq!(due_at(&b, synced + SignedDuration::from_mins(1)), Some(due));
-        // Every refresh is late by less than the spread (5 minutes for 1h), and secrets spread
-        // over every slot.
-        let offsets: std::collections::BTreeSet<i64> = (0..200)
-            .map(|i| {
-                let due = due_at(&reading("x", &format!("secret-{i}"), "1h"), t0).unwrap();
+        assert_eq!(due_at(&a, 5, synced), Some(due));
+        assert_eq!(due_at(&a, 5, synced + SignedDuration::from_mins(1)), Some(due));
+        // Every refresh is late by less than the spread (5 minutes for 1h); each slot has its
+        // own instant.
+        let offsets: std::collections::BTreeSet<i64> = (0..SLOTS)
+            .map(|slot| {
+                let due = due_at(&a, slot, t0).unwrap();
                 let late = due.duration_since(t0 + hour);
                 assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_mins(5));
                 due.as_second() % 300
@@ -325,12 +370,67 @@ mod tests {
             .collect();
         assert_eq!(offsets.len() as u64, SLOTS, "{offsets:?}");
         // A tenth of the interval when that is less than the cap.
-        for i in 0..50 {
-            let due = due_at(&reading("x", &format!("s{i}"), "60s"), t0).unwrap();
-            let late = due.duration_since(t0 + SignedDuration::from_secs(60));
+        let sixty = reading("x", "db", "60s");
+        for slot in 0..SLOTS {
+            let late = due_at(&sixty, slot, t0)
+                .unwrap()
+                .duration_since(t0 + SignedDuration::from_secs(60));
             assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_secs(6));
         }
-        assert_eq!(due_at(&reading("x", "db", "0"), t0), None);
+        assert_eq!(due_at(&reading("x", "db", "0"), 0, t0), None);
+    }
+
+    /// `readers` ExternalSecrets for each of `secrets` secrets, and each slot's distinct secrets.
+    fn dealt(secrets: usize, readers: usize) -> (Slots, Vec<ExternalSecret>, Vec<usize>) {
+        let fleet: Vec<ExternalSecret> = (0..secrets * readers)
+            .map(|i| reading(&format!("es-{i}"), &format!("secret-{}", i % secrets), "1h"))
+            .collect();
+        let slots = Slots::new(&fleet);
+        let mut per_slot = vec![std::collections::BTreeSet::new(); SLOTS as usize];
+        for es in &fleet {
+            per_slot[slots.of(es) as usize].insert(es.spec.data[0].remote_ref.key.clone());
+        }
+        (slots, fleet, per_slot.iter().map(|s| s.len()).collect())
+    }
+
+    #[test]
+    fn readers_of_a_secret_share_a_slot_and_slots_hold_whole_batches() {
+        let (slots, fleet, per_slot) = dealt(100, 10);
+        for es in &fleet {
+            let key = &es.spec.data[0].remote_ref.key;
+            let first = fleet.iter().find(|o| &o.spec.data[0].remote_ref.key == key).unwrap();
+            assert_eq!(slots.of(es), slots.of(first), "readers of {key}");
+        }
+        // 100 secrets: five slots of exactly one batch, so a cycle costs 5 calls (not 8).
+        let mut filled: Vec<usize> = per_slot.into_iter().filter(|n| *n > 0).collect();
+        filled.sort_unstable();
+        assert_eq!(filled, [20; 5]);
+        // 1,000 secrets: every slot used, and ceil(1000 / 20) = 50 batches in all.
+        let (_, _, per_slot) = dealt(1000, 1);
+        assert!(per_slot.iter().all(|n| *n > 0), "{per_slot:?}");
+        let batches: usize = per_slot.iter().map(|n| n.div_ceil(BATCH)).sum();
+        assert_eq!(batches, 50, "{per_slot:?}");
+    }
+
+    #[test]
+    fn stores_are_dealt_apart_and_new_secrets_get_a_stable_slot() {
+        // Twenty secrets through "team"'s SecretStore and twenty others through "other"'s
+        // (same store name, another namespace): one batch each, both in the first slot.
+        let fleet: Vec<ExternalSecret> = (0..40)
+            .map(|i| {
+                let mut es = reading(&format!("e{i}"), &format!("s{i}"), "1h");
+                if i >= 20 {
+                    es.metadata.namespace = Some("other".into());
+                }
+                es
+            })
+            .collect();
+        let slots = Slots::new(&fleet);
+        assert!(fleet.iter().all(|es| slots.of(es) == 0));
+        // A secret the index has not seen yet takes a slot from its hash, the same every time.
+        let new = reading("new", "created-since", "1h");
+        assert_eq!(slots.of(&new), Slots::default().of(&new));
+        assert!(slots.of(&new) < SLOTS);
     }
 
     #[test]
