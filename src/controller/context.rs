@@ -60,7 +60,7 @@ pub struct Context {
     slots: Mutex<(Option<Instant>, Arc<Slots>)>,
     events: super::events::Events,
     refresh_lane: Arc<tokio::sync::Semaphore>,
-    refreshes_in_flight: Arc<tokio::sync::Semaphore>,
+    refresh_places: Arc<super::places::Places>,
     first_lane: Arc<tokio::sync::Semaphore>,
     failures: Mutex<HashMap<String, u32>>,
     /// The status lockstep last wrote per ExternalSecret uid. The watch cache can lag behind a
@@ -176,10 +176,10 @@ impl Context {
             external_secrets: std::sync::OnceLock::new(),
             slots: Mutex::default(),
             refresh_lane: Arc::new(tokio::sync::Semaphore::new(settings.refresh_lane.max(1))),
-            refreshes_in_flight: Arc::new(tokio::sync::Semaphore::new(lanes::in_flight(
+            refresh_places: super::places::Places::new(lanes::in_flight(
                 settings.concurrency,
                 settings.refresh_lane,
-            ))),
+            )),
             first_lane: Arc::new(tokio::sync::Semaphore::new(lanes::FIRST_WIDTH)),
             client,
             settings,
@@ -336,17 +336,17 @@ impl Context {
             .remove(uid);
     }
 
-    /// One of the [`lanes::REFRESHES_IN_FLIGHT`] places of a periodic refresh, held until it
-    /// ends. Without `--concurrent` every reconcile runs, and refreshes queue here in order.
-    /// With it, a refresh waiting here would hold one of the controller's slots, so when all
-    /// places are taken the answer is `None` and the refresh is requeued instead.
-    pub async fn refresh_in_flight(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let places = self.refreshes_in_flight.clone();
+    /// One of the [`lanes::REFRESHES_IN_FLIGHT`] places of a periodic refresh that reads
+    /// `secret` (see [`super::places`]), held until it ends. Without `--concurrent` every
+    /// reconcile runs, and refreshes queue here. With it, a refresh waiting here would hold one
+    /// of the controller's slots, so when no place is free the answer is `None` and the refresh
+    /// is requeued instead.
+    pub async fn refresh_in_flight(&self, secret: u64) -> Option<super::places::Place> {
         if self.settings.concurrency == 0 {
             let depth = self.metrics.workqueue_depth(lanes::REFRESH);
-            lanes::wait_turn(places, &depth).await
+            self.refresh_places.enter(secret, &depth).await
         } else {
-            places.try_acquire_owned().ok()
+            self.refresh_places.try_enter(secret)
         }
     }
 
@@ -394,22 +394,32 @@ pub mod lanes {
     /// Waits for a turn in `lane`, counted in `depth` while waiting: lockstep's work-queue depth
     /// (kube-runtime's own scheduler queue is not visible from outside it).
     pub async fn wait_turn(lane: Arc<Semaphore>, depth: &Gauge) -> Option<OwnedSemaphorePermit> {
-        /// Counts down again however the wait ends, a cancelled reconcile included.
-        struct Waiting<'a>(&'a Gauge);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.dec();
-            }
-        }
-        depth.inc();
-        let _waiting = Waiting(depth);
+        let _waiting = Waiting::new(depth);
         lane.acquire_owned().await.ok()
     }
 
-    /// Periodic refreshes under way at once. A refresh takes a turn in the refresh lane only for
-    /// its API requests, so without this bound a wave of 10,000 would hold 10,000 reconciles
-    /// (and the values they read) waiting for a turn. Wide enough that the fetch layer still
-    /// batches a whole slot of the jitter grid together.
+    /// One more waiting in `depth` while it lives: counted down again however the wait ends,
+    /// a cancelled reconcile included.
+    #[derive(Debug)]
+    pub struct Waiting<'a>(&'a Gauge);
+
+    impl<'a> Waiting<'a> {
+        pub fn new(depth: &'a Gauge) -> Self {
+            depth.inc();
+            Self(depth)
+        }
+    }
+
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+
+    /// Periodic refreshes under way at once (and up to twice as many readers of secrets being
+    /// read: `places`). A refresh takes a turn in the refresh lane only for its API requests,
+    /// so without this bound a wave of 10,000 would hold 10,000 reconciles (and the values they
+    /// read) waiting for a turn.
     pub const REFRESHES_IN_FLIGHT: usize = 256;
 
     /// Refreshes under way at once: [`REFRESHES_IN_FLIGHT`]; with `--concurrent`, no more than

@@ -6,6 +6,7 @@ mod context;
 mod events;
 mod external_secret;
 mod kubernetes_store;
+mod places;
 mod secret_store;
 mod store_refs;
 pub mod stores;

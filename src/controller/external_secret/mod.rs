@@ -214,7 +214,7 @@ async fn reconcile_measured(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Resul
 struct Turns {
     /// A periodic refresh: it takes a turn in the refresh lane for its API requests.
     refreshing: bool,
-    _in_flight: Option<tokio::sync::OwnedSemaphorePermit>,
+    _in_flight: Option<crate::controller::places::Place>,
     _first: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -238,7 +238,7 @@ async fn enter_lane(ctx: &Context, es: &ExternalSecret) -> Option<Turns> {
     Some(match refresh::lane(es, &version) {
         Lane::Refresh => Turns {
             refreshing: true,
-            _in_flight: Some(ctx.refresh_in_flight().await?),
+            _in_flight: Some(ctx.refresh_in_flight(refresh::read_key(es)).await?),
             _first: None,
         },
         Lane::First => Turns {

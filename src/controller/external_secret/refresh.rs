@@ -147,6 +147,15 @@ impl Slots {
     }
 }
 
+/// What the ExternalSecret reads first (its store and secret), hashed: refreshes that read the
+/// same are admitted together (`crate::controller::places`).
+pub fn read_key(es: &ExternalSecret) -> u64 {
+    match first_read(es) {
+        Some((store, secret)) => store ^ secret.rotate_left(32),
+        None => fnv1a(es.uid().unwrap_or_else(|| es.name_any()).as_bytes()),
+    }
+}
+
 /// The store and the first secret the ExternalSecret reads by key, hashed; `None` when it reads
 /// none by key. A SecretStore is one per namespace; a ClusterSecretStore is shared by all.
 fn first_read(es: &ExternalSecret) -> Option<(u64, u64)> {
