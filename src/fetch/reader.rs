@@ -193,6 +193,12 @@ impl Inner {
         let answers = match self.budget.acquire(lane).await {
             Ok(()) => {
                 self.batches.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    ?lane,
+                    secrets = batch.order.len(),
+                    readers = batch.waiters.values().map(Vec::len).sum::<usize>(),
+                    "provider batch"
+                );
                 let answers = self.provider.get_many(&batch.order).await;
                 let throttled = answers.iter().find_map(|a| match a {
                     Err(e) if e.class == ErrorClass::Throttled => Some((e.class, e.retry_after)),

@@ -638,8 +638,10 @@ async fn handled_elsewhere(ctx: &Context, es: &ExternalSecret) -> Option<String>
 
 fn requeue_at_refresh(es: &ExternalSecret, slot: u64, now: Timestamp) -> Action {
     match refresh::next_refresh_in(es, slot, now) {
-        // A little after the due time, so the check finds the interval elapsed.
-        Some(d) => Action::requeue(d + Duration::from_secs(1)),
+        // Just after the due time, so the check finds the interval elapsed, and well within the
+        // refresh window of the others due at that instant (a second later, its read would be a
+        // call of its own).
+        Some(d) => Action::requeue(d + Duration::from_millis(10)),
         None => Action::await_change(),
     }
 }
