@@ -3,8 +3,10 @@
 # each kind of API request (examples/api_cost.rs), then the medians of repeated runs.
 # Usage: scripts/bench-scale.sh "N M PROVIDER [REFRESH_SECONDS]" ...   one run per argument;
 # repeat an argument for a median. Default: three runs each of "1000 1000 aws 60",
-# "1000 100 aws 60" and "1000 1000 fake 60" (about 25 minutes). The refresh interval must be
-# longer than the cold start, or the first wave begins before it ends.
+# "1000 100 aws 180" and "1000 1000 fake 60" (about 40 minutes). The refresh interval must be
+# longer than the cold start, or the first wave begins before it ends; and for M < N, its tenth
+# (the jitter's spread) longer than the wave takes, or the slots overlap and readers of one
+# secret miss each other's batches (BENCHMARKS.md, session 4).
 # lockstep is the release build (LOCKSTEP_BIN to override); LOCKSTEP_ARGS adds flags to it
 # (default: --client-qps=0, no client-side rate limit, as the limit's client has none, so that
 # the API server is what the cold start is compared with).
@@ -27,9 +29,9 @@ trap 'scripts/env-down.sh' EXIT
 source "$ENV_DIR/env.sh"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%Y-%m-%dT%H:%MZ); commit $(git rev-parse --short HEAD)"
 target/debug/examples/api_cost 1000
-[ $# -gt 0 ] || set -- "1000 1000 aws 60" "1000 100 aws 60" "1000 1000 fake 60" \
-  "1000 1000 aws 60" "1000 100 aws 60" "1000 1000 fake 60" \
-  "1000 1000 aws 60" "1000 100 aws 60" "1000 1000 fake 60"
+[ $# -gt 0 ] || set -- "1000 1000 aws 60" "1000 100 aws 180" "1000 1000 fake 60" \
+  "1000 1000 aws 60" "1000 100 aws 180" "1000 1000 fake 60" \
+  "1000 1000 aws 60" "1000 100 aws 180" "1000 1000 fake 60"
 results=$(mktemp)
 for run in "$@"; do
   # shellcheck disable=SC2086

@@ -127,7 +127,9 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 /// Logs go to stderr; the level follows `RUST_LOG` (default `info`).
 pub fn init_tracing(format: &LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = EnvFilter::try_new(log_directives(rust_log.as_deref()))
+        .unwrap_or_else(|_| EnvFilter::new(log_directives(None)));
     use std::io::IsTerminal;
     // Colours only on a terminal: log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
@@ -137,6 +139,24 @@ pub fn init_tracing(format: &LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// kube-runtime wraps every reconcile in an info-level span of its own ("reconciling object"),
+/// entered and left on each poll of the task it spawns: a fifth of lockstep's CPU during a cold
+/// start of 10,000 (BENCHMARKS.md, session 4). lockstep's own `reconcile` span names the
+/// ExternalSecret already, so kube-runtime's controller logs only warnings unless `RUST_LOG`
+/// says otherwise about `kube_runtime`.
+const QUIET_KUBE_RUNTIME: &str = "kube_runtime::controller=warn";
+
+/// The log filter's directives: `RUST_LOG` (`info` when unset), with [`QUIET_KUBE_RUNTIME`]
+/// unless it names `kube_runtime`.
+fn log_directives(rust_log: Option<&str>) -> String {
+    let asked = rust_log.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    if asked.contains("kube_runtime") {
+        asked.to_owned()
+    } else {
+        format!("{asked},{QUIET_KUBE_RUNTIME}")
     }
 }
 
@@ -211,6 +231,25 @@ impl AuditArgs {
             key_secret: self.audit_key_secret.clone(),
             key_namespace: crate::audit::key::own_namespace(),
             dropped: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kube_runtime_reconcile_spans_are_off_unless_rust_log_names_kube_runtime() {
+        assert_eq!(log_directives(None), "info,kube_runtime::controller=warn");
+        assert_eq!(log_directives(Some(" ")), "info,kube_runtime::controller=warn");
+        assert_eq!(
+            log_directives(Some("lockstep=debug,info")),
+            "lockstep=debug,info,kube_runtime::controller=warn"
+        );
+        assert_eq!(log_directives(Some("kube_runtime=debug")), "kube_runtime=debug");
+        for directives in [log_directives(None), log_directives(Some("debug"))] {
+            assert!(tracing_subscriber::EnvFilter::try_new(&directives).is_ok(), "{directives}");
         }
     }
 }
