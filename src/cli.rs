@@ -152,7 +152,10 @@ const QUIET_KUBE_RUNTIME: &str = "kube_runtime::controller=warn";
 /// The log filter's directives: `RUST_LOG` (`info` when unset), with [`QUIET_KUBE_RUNTIME`]
 /// unless it names `kube_runtime`.
 fn log_directives(rust_log: Option<&str>) -> String {
-    let asked = rust_log.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    let asked = rust_log
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
     if asked.contains("kube_runtime") {
         asked.to_owned()
     } else {
@@ -242,14 +245,23 @@ mod tests {
     #[test]
     fn kube_runtime_reconcile_spans_are_off_unless_rust_log_names_kube_runtime() {
         assert_eq!(log_directives(None), "info,kube_runtime::controller=warn");
-        assert_eq!(log_directives(Some(" ")), "info,kube_runtime::controller=warn");
+        assert_eq!(
+            log_directives(Some(" ")),
+            "info,kube_runtime::controller=warn"
+        );
         assert_eq!(
             log_directives(Some("lockstep=debug,info")),
             "lockstep=debug,info,kube_runtime::controller=warn"
         );
-        assert_eq!(log_directives(Some("kube_runtime=debug")), "kube_runtime=debug");
+        assert_eq!(
+            log_directives(Some("kube_runtime=debug")),
+            "kube_runtime=debug"
+        );
         for directives in [log_directives(None), log_directives(Some("debug"))] {
-            assert!(tracing_subscriber::EnvFilter::try_new(&directives).is_ok(), "{directives}");
+            assert!(
+                tracing_subscriber::EnvFilter::try_new(&directives).is_ok(),
+                "{directives}"
+            );
         }
     }
 }

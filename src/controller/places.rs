@@ -157,7 +157,10 @@ mod tests {
         let _a2 = places.try_enter(1).expect("joins the read of secret 1");
         assert!(places.try_enter(3).is_none());
         let _a3 = places.try_enter(1).expect("joins, at twice the bound");
-        assert!(places.try_enter(1).is_none(), "no further than twice the bound");
+        assert!(
+            places.try_enter(1).is_none(),
+            "no further than twice the bound"
+        );
         assert_eq!(places.taken(), 4);
         drop(a);
         assert_eq!(places.taken(), 3);

@@ -136,7 +136,11 @@ impl Reader {
         let joined = open
             .iter()
             .position(|b| b.waiters.contains_key(remote))
-            .or_else(|| open.len().checked_sub(1).filter(|&i| open[i].order.len() < BATCH));
+            .or_else(|| {
+                open.len()
+                    .checked_sub(1)
+                    .filter(|&i| open[i].order.len() < BATCH)
+            });
         let at = joined.unwrap_or_else(|| {
             open.push(self.open_batch(lane));
             open.len() - 1
@@ -404,7 +408,13 @@ mod tests {
         for (i, a) in answers.iter().enumerate() {
             assert_eq!(text(a), format!("value-of-s{i}"));
         }
-        let mut sizes: Vec<usize> = provider.asked.lock().unwrap().iter().map(Vec::len).collect();
+        let mut sizes: Vec<usize> = provider
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .collect();
         sizes.sort_unstable();
         assert_eq!(sizes, [5, 20, 20]);
     }

@@ -609,10 +609,12 @@ async fn reconcile(
     };
     write_status(&ctx, &es, &outcome, started, &version).await?;
     ctx.succeeded(&key);
-    Ok(match refresh::after_sync(&es, ctx.refresh_slot(&es), started, Timestamp::now()) {
-        Some(d) => Action::requeue(d),
-        None => Action::await_change(),
-    })
+    Ok(
+        match refresh::after_sync(&es, ctx.refresh_slot(&es), started, Timestamp::now()) {
+            Some(d) => Action::requeue(d),
+            None => Action::await_change(),
+        },
+    )
 }
 
 /// Why another controller handles this ExternalSecret, if one does: a referenced store of

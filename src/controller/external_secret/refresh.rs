@@ -29,7 +29,12 @@ pub const SLOTS: u64 = 8;
 /// Whether the ExternalSecret's data must be fetched now, given the `syncedResourceVersion` its
 /// current generation, labels and annotations would have.
 /// `slot` is the ExternalSecret's jitter slot ([`Slots::of`]).
-pub fn should_refresh(es: &ExternalSecret, slot: u64, current_version: &str, now: Timestamp) -> bool {
+pub fn should_refresh(
+    es: &ExternalSecret,
+    slot: u64,
+    current_version: &str,
+    now: Timestamp,
+) -> bool {
     let status = es.status.as_ref();
     let synced_version = status
         .and_then(|s| s.synced_resource_version.as_deref())
@@ -159,17 +164,26 @@ pub fn read_key(es: &ExternalSecret) -> u64 {
 /// The store and the first secret the ExternalSecret reads by key, hashed; `None` when it reads
 /// none by key. A SecretStore is one per namespace; a ClusterSecretStore is shared by all.
 fn first_read(es: &ExternalSecret) -> Option<(u64, u64)> {
-    let first = es.spec.data.first().map(|d| &d.remote_ref.key).or_else(|| {
-        es.spec
-            .data_from
-            .iter()
-            .find_map(|d| d.extract.as_ref().map(|e| &e.key))
-    })?;
+    let first = es
+        .spec
+        .data
+        .first()
+        .map(|d| &d.remote_ref.key)
+        .or_else(|| {
+            es.spec
+                .data_from
+                .iter()
+                .find_map(|d| d.extract.as_ref().map(|e| &e.key))
+        })?;
     let store_ref = es.spec.secret_store_ref.as_ref();
     let kind = store_ref.map(|s| s.kind_or_default()).unwrap_or_default();
-    let name = store_ref.and_then(|s| s.name.as_deref()).unwrap_or_default();
+    let name = store_ref
+        .and_then(|s| s.name.as_deref())
+        .unwrap_or_default();
     let store = match kind {
-        StoreKind::SecretStore => format!("SecretStore/{}/{name}", es.namespace().unwrap_or_default()),
+        StoreKind::SecretStore => {
+            format!("SecretStore/{}/{name}", es.namespace().unwrap_or_default())
+        }
         StoreKind::ClusterSecretStore => format!("ClusterSecretStore/{name}"),
     };
     Some((fnv1a(store.as_bytes()), fnv1a(first.as_bytes())))
@@ -366,7 +380,10 @@ mod tests {
         let due = due_at(&a, 5, t0).unwrap();
         let synced = due - hour - SignedDuration::from_mins(3);
         assert_eq!(due_at(&a, 5, synced), Some(due));
-        assert_eq!(due_at(&a, 5, synced + SignedDuration::from_mins(1)), Some(due));
+        assert_eq!(
+            due_at(&a, 5, synced + SignedDuration::from_mins(1)),
+            Some(due)
+        );
         // Every refresh is late by less than the spread (5 minutes for 1h); each slot has its
         // own instant.
         let offsets: std::collections::BTreeSet<i64> = (0..SLOTS)
@@ -407,7 +424,10 @@ mod tests {
         let (slots, fleet, per_slot) = dealt(100, 10);
         for es in &fleet {
             let key = &es.spec.data[0].remote_ref.key;
-            let first = fleet.iter().find(|o| &o.spec.data[0].remote_ref.key == key).unwrap();
+            let first = fleet
+                .iter()
+                .find(|o| &o.spec.data[0].remote_ref.key == key)
+                .unwrap();
             assert_eq!(slots.of(es), slots.of(first), "readers of {key}");
         }
         // 100 secrets: five slots of exactly one batch, so a cycle costs 5 calls (not 8).
