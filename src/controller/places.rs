@@ -166,6 +166,27 @@ mod tests {
         assert_eq!(places.taken(), 3);
     }
 
+    /// Refreshes of `secrets`, in this order, all waiting for a place; each sends its secret and
+    /// place once admitted.
+    async fn waiting(
+        places: &Arc<Places>,
+        depth: &Gauge,
+        secrets: &[u64],
+    ) -> tokio::sync::mpsc::UnboundedReceiver<(u64, Place)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for &secret in secrets {
+            let (places, depth, tx) = (places.clone(), depth.clone(), tx.clone());
+            tokio::spawn(async move {
+                let place = places.enter(secret, &depth).await.unwrap();
+                tx.send((secret, place)).unwrap();
+            });
+        }
+        while depth.get() < secrets.len() as i64 {
+            tokio::task::yield_now().await;
+        }
+        rx
+    }
+
     #[tokio::test]
     async fn waiting_readers_of_one_secret_are_admitted_together_in_order() {
         let places = Places::new(2);
@@ -173,17 +194,7 @@ mod tests {
         let first = places.enter(9, &depth).await.unwrap();
         let second = places.enter(8, &depth).await.unwrap();
         // Waiting, in this order: a reader of 5, a reader of 7, two more readers of 5.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        for secret in [5, 7, 5, 5] {
-            let (places, depth, tx) = (places.clone(), depth.clone(), tx.clone());
-            tokio::spawn(async move {
-                let place = places.enter(secret, &depth).await.unwrap();
-                tx.send((secret, place)).unwrap();
-            });
-        }
-        while depth.get() < 4 {
-            tokio::task::yield_now().await;
-        }
+        let mut rx = waiting(&places, &depth, &[5, 7, 5, 5]).await;
         drop(first);
         // All three readers of 5 are admitted at once, past the bound of two; 7 waits.
         let mut fives = Vec::new();
@@ -206,17 +217,7 @@ mod tests {
         let places = Places::new(1);
         let depth = Gauge::default();
         let first = places.enter(9, &depth).await.unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        for _ in 0..3 {
-            let (places, depth, tx) = (places.clone(), depth.clone(), tx.clone());
-            tokio::spawn(async move {
-                let place = places.enter(5, &depth).await.unwrap();
-                tx.send(place).unwrap();
-            });
-        }
-        while depth.get() < 3 {
-            tokio::task::yield_now().await;
-        }
+        let mut rx = waiting(&places, &depth, &[5, 5, 5]).await;
         drop(first);
         let (a, b) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
         tokio::task::yield_now().await;
