@@ -3,8 +3,9 @@
 use clap::Parser;
 use lockstep::cli::{AuditCommand, Cli, Command};
 
-/// jemalloc rather than the C library's allocator: glibc's per-thread arenas held about half of
-/// the RSS at 10,000 ExternalSecrets, and musl's (the image's) is slow under contention.
+/// jemalloc rather than the C library's allocator: with glibc's, lockstep held 114 MiB at 10,000
+/// ExternalSecrets, with jemalloc about 90 MiB (BENCHMARKS.md, session 4); and the image (musl)
+/// gets the same allocator as the measured build.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
