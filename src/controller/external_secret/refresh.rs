@@ -139,7 +139,7 @@ impl Slots {
     pub fn of(&self, es: &ExternalSecret) -> u64 {
         let Some((store, secret)) = first_read(es) else {
             // Nothing read by key (only `find`): any slot, as long as it stays the same.
-            return fnv1a(es.uid().unwrap_or_else(|| es.name_any()).as_bytes()) % SLOTS;
+            return read_key(es) % SLOTS;
         };
         let rank = self
             .by_store
