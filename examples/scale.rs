@@ -226,7 +226,8 @@ async fn main() -> anyhow::Result<()> {
     recorder("start-recording");
     let cpu_before = bench::cpu_seconds(pid);
     let earliest = refresh_times.iter().min().copied().unwrap();
-    let wave = earliest + k8s_openapi::jiff::SignedDuration::from_secs(refresh as i64);
+    // A first refresh comes at least half an interval after the first sync (lockstep's schedule).
+    let wave = earliest + k8s_openapi::jiff::SignedDuration::from_secs(refresh as i64 / 2);
     let until_wave = wave.duration_since(k8s_openapi::jiff::Timestamp::now());
     let wave_started_in_cold_start = until_wave.is_negative();
     if until_wave.is_positive() {
@@ -236,7 +237,7 @@ async fn main() -> anyhow::Result<()> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let since = wave - k8s_openapi::jiff::SignedDuration::from_secs(1);
     let refreshed = || refreshed_since(&synced, since);
-    // The slots of the jitter make the wave start a little after that: wait for its first refresh.
+    // The slots' instants make the wave start a little after that: wait for its first refresh.
     bench::poll(Duration::from_secs(600), Duration::from_millis(100), || {
         std::future::ready((refreshed() > 0).then_some(()))
     })

@@ -4,9 +4,8 @@
 # Usage: scripts/bench-scale.sh "N M PROVIDER [REFRESH_SECONDS]" ...   one run per argument;
 # repeat an argument for a median. Default: three runs each of "1000 1000 aws 60",
 # "1000 100 aws 180" and "1000 1000 fake 60" (about 40 minutes). The refresh interval must be
-# longer than the cold start, or the first wave begins before it ends; and for M < N, its tenth
-# (the jitter's spread) longer than the wave takes, or the slots overlap and readers of one
-# secret miss each other's batches (BENCHMARKS.md, session 4).
+# longer than twice the cold start, or the first wave begins before the cold start ends; and
+# longer than a refresh wave takes, or the waves overlap.
 # lockstep is the release build (LOCKSTEP_BIN to override); LOCKSTEP_ARGS adds flags to it
 # (default: --client-qps=0, no client-side rate limit, as the limit's client has none, so that
 # the API server is what the cold start is compared with).

@@ -1,16 +1,20 @@
 //! When an ExternalSecret must be fetched again (ESO's `shouldRefresh`), when to look next, and
 //! in which lane it waits.
 //!
-//! Periodic refreshes are jittered: a refresh is due at the first instant of its [slot](SLOTS)
-//! on a grid of period `spread` (a tenth of the interval, at most [`MAX_SPREAD`]) once the
-//! interval has passed, so it comes less than `spread` late. A fleet created together (or on the
-//! default `1h`) is spread over the slots instead of coming due at once forever after.
+//! Periodic refreshes follow a schedule: once per interval, at the instant of the
+//! ExternalSecret's [slot](SLOTS) in each interval (the slots divide the interval into
+//! [`SLOTS`] equal parts). A refresh is due at the first instant of its slot at least half an
+//! interval after the last sync. So a refresh that comes late (a wave that takes a while) keeps
+//! its place, and the next one comes a full interval after the instant it was due; only the
+//! first refresh after a first sync or a spec change waits between half an interval and one and
+//! a half. A fleet created together (or on the default `1h`) is spread over the slots instead of
+//! coming due at once forever after.
 //!
 //! The slot is chosen by the first secret the ExternalSecret reads ([`Slots`]): ExternalSecrets
-//! that read the same secret come due at the same instants, so their reads are coalesced into
-//! one call. And a store's secrets are dealt to the slots [`BATCH`] at a time, so each slot's
-//! reads fill whole batches: a refresh cycle of M secrets costs ceil(M / 20) calls, not one per
-//! slot that holds a few.
+//! that read the same secret come due at the same instants, even when they were created hours
+//! apart, so their reads are coalesced into one call. And a store's secrets are dealt to the
+//! slots [`BATCH`] at a time, so each slot's reads fill whole batches: a refresh cycle of M
+//! secrets costs ceil(M / 20) calls, not one per slot that holds a few.
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -21,14 +25,12 @@ use crate::api::external_secret::{ExternalSecret, RefreshPolicy};
 use crate::api::meta::StoreKind;
 use crate::fetch::{BATCH, Lane};
 
-/// The most a refresh is delayed by jitter.
-pub const MAX_SPREAD: Duration = Duration::from_secs(5 * 60);
-/// How many distinct delays there are.
+/// How many instants each interval has, one per slot.
 pub const SLOTS: u64 = 8;
 
 /// Whether the ExternalSecret's data must be fetched now, given the `syncedResourceVersion` its
 /// current generation, labels and annotations would have.
-/// `slot` is the ExternalSecret's jitter slot ([`Slots::of`]).
+/// `slot` is the ExternalSecret's slot ([`Slots::of`]).
 pub fn should_refresh(
     es: &ExternalSecret,
     slot: u64,
@@ -92,23 +94,18 @@ pub fn lane(es: &ExternalSecret, current_version: &str) -> Lane {
     }
 }
 
-/// When a periodic refresh is due after a sync at `last`, in jitter slot `slot` (see the module
-/// comment); `None` without an interval.
+/// When a periodic refresh is due after a sync at `last`, in slot `slot` (see the module
+/// comment): the first instant `k * interval + slot * interval / SLOTS` at least half an
+/// interval after `last`. `None` without an interval.
 pub fn due_at(es: &ExternalSecret, slot: u64, last: Timestamp) -> Option<Timestamp> {
-    let interval = interval(es)?;
-    let earliest = last.checked_add(interval).ok()?;
-    let spread = (interval.as_nanos() / 10).min(MAX_SPREAD.as_nanos() as i128);
-    if spread <= 0 {
-        return Some(earliest);
-    }
-    let offset = spread * i128::from(slot % SLOTS) / i128::from(SLOTS);
-    // The first instant k * spread + offset at or after `earliest`.
-    let e = earliest.as_nanosecond() - offset;
-    let k = e.div_euclid(spread) + i128::from(e.rem_euclid(spread) != 0);
-    Timestamp::from_nanosecond(k * spread + offset).ok()
+    let interval = interval(es)?.as_nanos();
+    let phase = interval * i128::from(slot % SLOTS) / i128::from(SLOTS);
+    let e = last.as_nanosecond() + interval / 2 - phase;
+    let k = e.div_euclid(interval) + i128::from(e.rem_euclid(interval) != 0);
+    Timestamp::from_nanosecond(k * interval + phase).ok()
 }
 
-/// The jitter slot of every ExternalSecret, from the secrets all of them read.
+/// The refresh slot of every ExternalSecret, from the secrets all of them read.
 ///
 /// Each store's distinct first secrets are sorted by hash and dealt to the slots in runs of
 /// [`BATCH`]: run `r` goes to slot `r % SLOTS`. A slot then holds whole batches of secrets (100
@@ -198,7 +195,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// How long from `now` until the next periodic refresh after a sync that started at
 /// `synced_at`. Measured from the end of the sync, not its start, so that the ExternalSecrets
-/// due at one grid instant are woken at that instant however long each one's sync took (and
+/// due at one instant are woken at that instant however long each one's sync took (and
 /// their reads meet in one batch).
 pub fn after_sync(
     es: &ExternalSecret,
@@ -280,15 +277,15 @@ mod tests {
             "labels or annotations changed (force-sync)"
         );
         let due = due_at(&synced, 0, now - SignedDuration::from_mins(10)).unwrap();
-        let late = due.duration_since(now + SignedDuration::from_mins(50));
-        assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_mins(5));
+        let after = due.duration_since(now - SignedDuration::from_mins(10));
+        assert!(after >= SignedDuration::from_mins(30) && after < SignedDuration::from_mins(90));
         assert!(
             !should_refresh(&synced, 0, "1-a", due - SignedDuration::from_nanos(1)),
-            "interval and jitter not elapsed yet"
+            "its instant has not come yet"
         );
         assert!(
             should_refresh(&synced, 0, "1-a", due),
-            "interval and jitter elapsed"
+            "its instant has come"
         );
         let future = es(
             None,
@@ -332,26 +329,27 @@ mod tests {
         assert!(should_refresh(&on_change, 0, "2-a", now));
     }
 
+    /// A whole hour: the slots' instants in each hour are `slot * 450 s` past it.
+    fn t0() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
     #[test]
     fn next_refresh() {
-        let now = Timestamp::now();
+        let now = t0();
         let synced = es(
             None,
             "1h",
             Some(("1-a", now - SignedDuration::from_mins(45))),
         );
-        let next = next_refresh_in(&synced, 0, now).unwrap();
-        assert!(
-            next >= Duration::from_secs(15 * 60) && next < Duration::from_secs(20 * 60),
-            "{next:?}"
-        );
-        let after = after_sync(&synced, 0, now, now).unwrap();
-        assert!(
-            after >= Duration::from_secs(3600) && after < Duration::from_secs(3900),
-            "{after:?}"
-        );
-        // A sync that took 2 s is woken 2 s sooner: at the same instant of the grid.
-        let later = after_sync(&synced, 0, now, now + SignedDuration::from_secs(2)).unwrap();
+        // Slot 4's instants are half past each hour: the first at least half an hour after the
+        // sync 45 minutes ago is in 30 minutes.
+        let next = next_refresh_in(&synced, 4, now).unwrap();
+        assert_eq!(next, Duration::from_secs(30 * 60));
+        let after = after_sync(&synced, 4, now, now).unwrap();
+        assert_eq!(after, Duration::from_secs(30 * 60));
+        // A sync that took 2 s is woken 2 s sooner: at the same instant of the schedule.
+        let later = after_sync(&synced, 4, now, now + SignedDuration::from_secs(2)).unwrap();
         assert_eq!(after - later, Duration::from_secs(2));
     }
 
@@ -371,39 +369,60 @@ mod tests {
     }
 
     #[test]
-    fn due_times_are_bounded_and_one_per_slot() {
-        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+    fn a_late_refresh_keeps_its_place_in_the_schedule() {
         let hour = SignedDuration::from_hours(1);
         let a = reading("a", "db", "1h");
-        // Synced a minute apart (within one spread), two ExternalSecrets in one slot come due at
-        // the same instant.
-        let due = due_at(&a, 5, t0).unwrap();
-        let synced = due - hour - SignedDuration::from_mins(3);
-        assert_eq!(due_at(&a, 5, synced), Some(due));
-        assert_eq!(
-            due_at(&a, 5, synced + SignedDuration::from_mins(1)),
-            Some(due)
-        );
-        // Every refresh is late by less than the spread (5 minutes for 1h); each slot has its
-        // own instant.
-        let offsets: std::collections::BTreeSet<i64> = (0..SLOTS)
-            .map(|slot| {
-                let due = due_at(&a, slot, t0).unwrap();
-                let late = due.duration_since(t0 + hour);
-                assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_mins(5));
-                due.as_second() % 300
-            })
-            .collect();
-        assert_eq!(offsets.len() as u64, SLOTS, "{offsets:?}");
-        // A tenth of the interval when that is less than the cap.
-        let sixty = reading("x", "db", "60s");
-        for slot in 0..SLOTS {
-            let late = due_at(&sixty, slot, t0)
-                .unwrap()
-                .duration_since(t0 + SignedDuration::from_secs(60));
-            assert!(late >= SignedDuration::ZERO && late < SignedDuration::from_secs(6));
+        // Slot 5's instants are 37.5 minutes past each hour.
+        let due = t0() + SignedDuration::from_secs(5 * 450);
+        for late in [0, 1, 20 * 60, 29 * 60] {
+            let synced = due + SignedDuration::from_secs(late);
+            assert_eq!(due_at(&a, 5, synced), Some(due + hour), "{late} s late");
         }
-        assert_eq!(due_at(&reading("x", "db", "0"), 0, t0), None);
+        // More than half an interval late, it waits for the instant after.
+        let synced = due + SignedDuration::from_mins(31);
+        assert_eq!(due_at(&a, 5, synced), Some(due + hour * 2));
+    }
+
+    #[test]
+    fn readers_synced_hours_apart_come_due_at_the_same_instants() {
+        let a = reading("a", "db", "1h");
+        let first = due_at(&a, 5, t0() + SignedDuration::from_mins(10)).unwrap();
+        let second = due_at(&a, 5, t0() + SignedDuration::from_mins(3 * 60 + 47)).unwrap();
+        assert_eq!(first, t0() + SignedDuration::from_secs(3600 + 5 * 450));
+        assert_eq!(second, t0() + SignedDuration::from_secs(4 * 3600 + 5 * 450));
+        // Refreshed on time from then on, the first comes due at the second's instant, and
+        // from there on they refresh together.
+        let mut at = first;
+        while at < second {
+            at = due_at(&a, 5, at).unwrap();
+        }
+        assert_eq!(at, second);
+        assert_eq!(due_at(&a, 5, at), due_at(&a, 5, second));
+    }
+
+    #[test]
+    fn each_slot_has_its_instant_and_a_first_refresh_waits_half_to_one_and_a_half_intervals() {
+        for (interval, secs) in [("1h", 3600), ("60s", 60), ("24h", 86_400)] {
+            let es = reading("x", "db", interval);
+            let period = SignedDuration::from_secs(secs);
+            let synced = t0() + SignedDuration::from_secs(7);
+            let phases: std::collections::BTreeSet<i64> = (0..SLOTS)
+                .map(|slot| {
+                    let due = due_at(&es, slot, synced).unwrap();
+                    let wait = due.duration_since(synced);
+                    assert!(
+                        wait >= period / 2 && wait < period * 3 / 2,
+                        "{interval}: {wait}"
+                    );
+                    due.as_second().rem_euclid(secs)
+                })
+                .collect();
+            let expected: std::collections::BTreeSet<i64> = (0..SLOTS as i64)
+                .map(|slot| slot * secs / SLOTS as i64)
+                .collect();
+            assert_eq!(phases, expected, "{interval}");
+        }
+        assert_eq!(due_at(&reading("x", "db", "0"), 0, t0()), None);
     }
 
     /// `readers` ExternalSecrets for each of `secrets` secrets, and each slot's distinct secrets.
