@@ -292,14 +292,14 @@ async fn reconcile(
         let detail =
             "spec.target.manifest (generic targets) is not supported: lockstep writes Secrets only"
                 .to_string();
-        return Box::pin(report_failure(
+        return report_failure(
             &ctx,
             &es,
             reason::MSG_UPDATE_FAILED,
             detail,
             ErrorClass::Invalid,
             started,
-        ))
+        )
         .await;
     }
 
@@ -376,14 +376,14 @@ async fn reconcile(
         }
         Err(e) => {
             let class = e.class();
-            return Box::pin(report_failure(
+            return report_failure(
                 &ctx,
                 &es,
                 reason::MSG_GET_PROVIDER_DATA_FAILED,
                 e.to_string(),
                 class,
                 started,
-            ))
+            )
             .await;
         }
     };
@@ -472,26 +472,26 @@ async fn reconcile(
             Ok(r) => r,
             Err(e) => {
                 let class = e.class();
-                return Box::pin(report_failure(
+                return report_failure(
                     &ctx,
                     &es,
                     reason::MSG_UPDATE_FAILED,
                     e.to_string(),
                     class,
                     started,
-                ))
+                )
                 .await;
             }
         };
         if let Err(e) = materialize::fits_in_a_secret(&rendered.data) {
-            return Box::pin(report_failure(
+            return report_failure(
                 &ctx,
                 &es,
                 reason::MSG_UPDATE_FAILED,
                 e.to_string(),
                 ErrorClass::Invalid,
                 started,
-            ))
+            )
             .await;
         }
         if let Err(guard) = target::check(existing.as_ref(), &es, &rendered) {
@@ -509,28 +509,28 @@ async fn reconcile(
                 target::GuardError::Immutable { .. } => reason::MSG_UPDATE_IMMUTABLE,
                 _ => reason::MSG_UPDATE_FAILED,
             };
-            return Box::pin(report_failure(
+            return report_failure(
                 &ctx,
                 &es,
                 message,
                 guard.to_string(),
                 ErrorClass::Invalid,
                 started,
-            ))
+            )
             .await;
         }
         if let Some(why) = ctx.settings.audit.blocks_writes() {
             let detail = format!(
                 "not writing Secret {secret_name}: {why}; lockstep runs with --audit-spool-full=block and writes again once the audit sink takes records"
             );
-            return Box::pin(report_failure(
+            return report_failure(
                 &ctx,
                 &es,
                 reason::MSG_UPDATE_FAILED,
                 detail,
                 ErrorClass::Unavailable,
                 started,
-            ))
+            )
             .await;
         }
         let desired = target::desired(&es, &secret_name, &rendered, existing.as_ref());
@@ -577,14 +577,14 @@ async fn reconcile(
             }
             Err(e) => {
                 let detail = format!("writing Secret {secret_name}: {e}");
-                return Box::pin(report_failure(
+                return report_failure(
                     &ctx,
                     &es,
                     reason::MSG_UPDATE_FAILED,
                     detail,
                     ErrorClass::Unavailable,
                     started,
-                ))
+                )
                 .await;
             }
         };
@@ -681,13 +681,14 @@ async fn report_failure(
         .as_ref()
         .and_then(|s| s.synced_resource_version.clone())
         .unwrap_or_default();
-    write_status(
+    // Boxed, as in `reconcile`: this future is part of every reconcile's.
+    Box::pin(write_status(
         ctx,
         es,
         &Outcome::Failed { message, detail },
         started,
         &version,
-    )
+    ))
     .await?;
     let key = ObjectRef::from_obj(es).to_string();
     let delay = ctx.backoff(&key);
