@@ -88,6 +88,11 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// The store's provider (from the shared client cache after the store's first use). What
+    /// it awaits is boxed: `connect::provider`'s future is about 15 KB, its size set by the
+    /// connecting it rarely does (AWS credentials, a TokenRequest), and without the box every
+    /// refresh waiting in `fetch` for its batched read would carry that much, hundreds at once
+    /// in a wave (BENCHMARKS.md, session 6).
     async fn provider(
         &mut self,
         reference: &SecretStoreRef,
@@ -99,15 +104,16 @@ impl Resolver<'_> {
         if let Some(p) = self.providers.get(&key) {
             return Ok(p.clone());
         }
-        let store = stores::get(self.client, self.stores, reference, &self.namespace).await?;
-        self.check_allowed(&store).await?;
-        let connected = connect::provider(
+        let store =
+            Box::pin(stores::get(self.client, self.stores, reference, &self.namespace)).await?;
+        Box::pin(self.check_allowed(&store)).await?;
+        let connected = Box::pin(connect::provider(
             self.client,
             self.cache,
             &store,
             Some(&self.namespace),
             self.audit,
-        )
+        ))
         .await
         .map_err(|source| FetchError::Connect {
             store: format!("{} {:?}", store.kind.as_str(), store.name),
