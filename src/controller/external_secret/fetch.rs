@@ -104,8 +104,13 @@ impl Resolver<'_> {
         if let Some(p) = self.providers.get(&key) {
             return Ok(p.clone());
         }
-        let store =
-            Box::pin(stores::get(self.client, self.stores, reference, &self.namespace)).await?;
+        let store = Box::pin(stores::get(
+            self.client,
+            self.stores,
+            reference,
+            &self.namespace,
+        ))
+        .await?;
         Box::pin(self.check_allowed(&store)).await?;
         let connected = Box::pin(connect::provider(
             self.client,
